@@ -1,0 +1,4 @@
+// Public types of bulwark. Each capability's types live beside its JS module in lib/; this file
+// gathers them, exactly as index.js gathers the runtime exports.
+export * from './lib/errors'
+export * from './lib/runtime'
