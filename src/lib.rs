@@ -11,6 +11,7 @@
 mod env_state;
 mod error;
 mod loop_delay;
+mod stall;
 mod loop_hooks;
 mod runtime;
 

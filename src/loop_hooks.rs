@@ -47,6 +47,8 @@ use napi::{sys, Env};
 
 use crate::error::{BulwarkError, ErrorCode};
 
+const RECENT: usize = 16;
+
 /// Length of the rolling window behind [`LoopShared::pressure`].
 pub const PRESSURE_WINDOW_NS: u64 = 1_000_000_000;
 
@@ -118,6 +120,11 @@ pub struct LoopShared {
   hook_ns: AtomicU64,
   hook_idle_ns: AtomicU64,
   last_busy_ns: AtomicU64,
+  /// Busy time of the last RECENT iterations, by prepare count (`recent_at[i % RECENT]` tells
+  /// which count the slot holds), so a watchdog that looks a few iterations late still finds the
+  /// exact length of the iteration it saw stalled.
+  recent_busy: [AtomicU64; RECENT],
+  recent_at: [AtomicU64; RECENT],
   // Rolling window, published when a window completes.
   win_end_ns: AtomicU64,
   win_max_ns: AtomicU64,
@@ -170,6 +177,8 @@ impl LoopShared {
       hook_ns: AtomicU64::new(now),
       hook_idle_ns: AtomicU64::new(idle),
       last_busy_ns: AtomicU64::new(0),
+      recent_busy: std::array::from_fn(|_| AtomicU64::new(0)),
+      recent_at: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
       win_end_ns: AtomicU64::new(now),
       win_max_ns: AtomicU64::new(0),
       win_p99_ns: AtomicU64::new(0),
@@ -189,7 +198,22 @@ impl LoopShared {
     self
       .last_busy_ns
       .store(reading.last_busy_ns, Ordering::Relaxed);
+    let slot = (reading.iterations % RECENT as u64) as usize;
+    self.recent_at[slot].store(u64::MAX, Ordering::Release);
+    self.recent_busy[slot].store(reading.last_busy_ns, Ordering::Release);
+    self.recent_at[slot].store(reading.iterations, Ordering::Release);
     self.seq.fetch_add(1, Ordering::AcqRel);
+  }
+
+  /// Busy time of the iteration that ended with prepare call number `iterations`, if it is still
+  /// among the last 16.
+  pub fn busy_of(&self, iterations: u64) -> Option<u64> {
+    let slot = (iterations % RECENT as u64) as usize;
+    if self.recent_at[slot].load(Ordering::Acquire) != iterations {
+      return None;
+    }
+    let busy = self.recent_busy[slot].load(Ordering::Acquire);
+    (self.recent_at[slot].load(Ordering::Acquire) == iterations).then_some(busy)
   }
 
   /// A consistent copy of the per-iteration fields (any thread).
@@ -548,6 +572,14 @@ mod tests {
     };
     s.publish(r);
     assert_eq!(s.reading(), r);
+    assert_eq!(s.busy_of(3), Some(2));
+    assert_eq!(s.busy_of(2), None);
+    for i in 4..40 {
+      s.publish(HookReading { iterations: i, last_busy_ns: i * 10, ..r });
+    }
+    assert_eq!(s.busy_of(39), Some(390));
+    assert_eq!(s.busy_of(24), Some(240));
+    assert_eq!(s.busy_of(23), None);
   }
 
   #[test]
