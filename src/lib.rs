@@ -11,9 +11,9 @@
 mod env_state;
 mod error;
 mod loop_delay;
-mod stall;
 mod loop_hooks;
 mod runtime;
+mod stall;
 
 use napi::{bindgen_prelude::Object, Env};
 use napi_derive::napi;

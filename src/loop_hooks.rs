@@ -575,7 +575,11 @@ mod tests {
     assert_eq!(s.busy_of(3), Some(2));
     assert_eq!(s.busy_of(2), None);
     for i in 4..40 {
-      s.publish(HookReading { iterations: i, last_busy_ns: i * 10, ..r });
+      s.publish(HookReading {
+        iterations: i,
+        last_busy_ns: i * 10,
+        ..r
+      });
     }
     assert_eq!(s.busy_of(39), Some(390));
     assert_eq!(s.busy_of(24), Some(240));

@@ -30,7 +30,10 @@ pub enum Event {
   /// The current iteration has been busy for `busy_ns` (≥ threshold); it began at `started_mono_ns`.
   Start { busy_ns: u64, started_mono_ns: u64 },
   /// The stall that began at `started_mono_ns` ended after `duration_ns`.
-  End { duration_ns: u64, started_mono_ns: u64 },
+  End {
+    duration_ns: u64,
+    started_mono_ns: u64,
+  },
   /// The stall passed `killAfterMs`.
   Kill { busy_ns: u64 },
 }
@@ -91,11 +94,8 @@ impl Detector {
     let mono_gap = o.mono_ns.saturating_sub(self.last_mono);
     let boot_gap = o.boot_ns.saturating_sub(self.last_boot);
     let slept = boot_gap.saturating_sub(mono_gap);
-    let suspended = if late > SUSPEND_SLACK_NS { late } else { 0 }.max(if slept > SUSPEND_SLACK_NS {
-      slept
-    } else {
-      0
-    });
+    let suspended = if late > SUSPEND_SLACK_NS { late } else { 0 }
+      .max(if slept > SUSPEND_SLACK_NS { slept } else { 0 });
     self.last_mono = o.mono_ns;
     self.last_boot = o.boot_ns;
 
@@ -200,68 +200,109 @@ mod tests {
     }
   }
 
+  /// Runs the detector like the watchdog thread does against a loop that is busy from
+  /// `block_from` for `block_ms` (then idle, next iteration), until `until`. `stop` is a SIGSTOP
+  /// window `(from, to)` in which the watchdog cannot run. Returns the events with their times.
+  fn simulate(
+    threshold: u64,
+    kill: Option<u64>,
+    block_from: u64,
+    block_ms: u64,
+    stop: Option<(u64, u64)>,
+    until: u64,
+  ) -> Vec<(u64, Event)> {
+    let block_end = block_from + block_ms * MS;
+    let at = |t: u64| {
+      if t >= block_from && t < block_end {
+        obs(t, t - block_from, 1)
+      } else if t >= block_end {
+        let mut o = obs(t, 0, 2);
+        o.last_busy_ns = block_ms * MS;
+        o
+      } else {
+        obs(t, 0, 0)
+      }
+    };
+    let mut d = Detector::new(threshold, kill, &at(0));
+    let mut t = 0;
+    let mut out = Vec::new();
+    while t < until {
+      let o = at(t);
+      t += d.next_sleep(t, o.busy_ns);
+      if let Some((from, to)) = stop {
+        if t > from && t < to {
+          t = to;
+        }
+      }
+      for e in d.observe(&at(t)) {
+        out.push((t, e));
+      }
+    }
+    out
+  }
+
   #[test]
   fn wakes_at_the_threshold_and_reports_start_then_end() {
-    let mut d = Detector::new(100 * MS, None, &obs(0, 0, 1));
-    // Busy for 90 ms already: the next look is 10 ms later, at the threshold.
-    assert!(d.observe(&obs(90 * MS, 90 * MS, 1)).is_empty());
-    assert_eq!(d.next_sleep(90 * MS, 90 * MS), 10 * MS);
-    let ev = d.observe(&obs(100 * MS, 100 * MS, 1));
+    let ev = simulate(100 * MS, None, 10 * MS, 300, None, 500 * MS);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    let (t, start) = ev[0];
+    assert_eq!(t, 110 * MS);
     assert_eq!(
-      ev,
-      vec![Event::Start {
+      start,
+      Event::Start {
         busy_ns: 100 * MS,
-        started_mono_ns: 0
-      }]
+        started_mono_ns: 10 * MS
+      }
     );
-    assert!(d.in_stall());
-    assert_eq!(d.next_sleep(100 * MS, 100 * MS), STALL_POLL_NS);
-    assert!(d.observe(&obs(200 * MS, 200 * MS, 1)).is_empty());
-    let mut end = obs(302 * MS, 0, 2);
-    end.last_busy_ns = 300 * MS;
+    let (t, end) = ev[1];
+    assert!((310 * MS..=312 * MS).contains(&t), "{t}");
     assert_eq!(
-      d.observe(&end),
-      vec![Event::End {
+      end,
+      Event::End {
         duration_ns: 300 * MS,
-        started_mono_ns: 0
-      }]
+        started_mono_ns: 10 * MS
+      }
     );
-    assert!(!d.in_stall());
   }
 
   #[test]
   fn kills_once_past_kill_after() {
-    let mut d = Detector::new(100 * MS, Some(500 * MS), &obs(0, 0, 1));
-    assert_eq!(d.observe(&obs(100 * MS, 100 * MS, 1)).len(), 1);
-    assert_eq!(d.next_sleep(499 * MS, 499 * MS), MS);
-    assert_eq!(
-      d.observe(&obs(500 * MS, 500 * MS, 1)),
-      vec![Event::Kill { busy_ns: 500 * MS }]
-    );
-    assert!(d.observe(&obs(510 * MS, 510 * MS, 1)).is_empty());
+    let ev = simulate(100 * MS, Some(500 * MS), 0, 10_000, None, 2_000 * MS);
+    assert!(matches!(ev[0].1, Event::Start { .. }));
+    assert_eq!(ev[1], (500 * MS, Event::Kill { busy_ns: 500 * MS }));
+    assert_eq!(ev.len(), 2);
   }
 
   #[test]
   fn a_late_wake_is_a_suspension_not_a_stall() {
-    // SIGSTOP for 1 s while the loop was 20 ms into a callback.
-    let mut d = Detector::new(100 * MS, None, &obs(0, 0, 1));
-    assert!(d.observe(&obs(20 * MS, 20 * MS, 1)).is_empty());
-    d.next_sleep(20 * MS, 20 * MS);
-    // Woke 1 s late; the hook says the iteration has been busy for 1.025 s.
-    assert!(d.observe(&obs(1_045 * MS, 1_025 * MS, 1)).is_empty());
-    assert!(!d.in_stall());
-    // A genuine stall afterwards in the same iteration is still seen.
-    d.next_sleep(1_045 * MS, 1_025 * MS);
-    let ev = d.observe(&obs(1_150 * MS, 1_130 * MS, 1));
-    assert!(matches!(ev[..], [Event::Start { .. }]), "{ev:?}");
+    // SIGSTOP for 1 s while the loop is 20 ms into a 60 ms callback.
+    let ev = simulate(
+      100 * MS,
+      None,
+      100 * MS,
+      60,
+      Some((120 * MS, 1_120 * MS)),
+      2_000 * MS,
+    );
+    assert!(ev.is_empty(), "{ev:?}");
+    // Without the stop, a 150 ms block is a stall.
+    assert_eq!(
+      simulate(100 * MS, None, 100 * MS, 150, None, 2_000 * MS).len(),
+      2
+    );
   }
 
   #[test]
   fn machine_sleep_seen_through_boottime_is_discounted() {
+    // Monotonic moved 25 ms, boot time 525 ms: the machine slept 500 ms inside this iteration.
     let mut d = Detector::new(100 * MS, None, &obs(0, 0, 1));
     d.next_sleep(0, 0);
-    let mut o = obs(25 * MS, 500 * MS, 1);
+    let mut o = obs(25 * MS, 120 * MS, 1);
     o.boot_ns = 525 * MS;
     assert!(d.observe(&o).is_empty());
+    // Without the boot-time gap the same reading is a stall.
+    let mut d = Detector::new(100 * MS, None, &obs(0, 0, 1));
+    d.next_sleep(0, 0);
+    assert_eq!(d.observe(&obs(25 * MS, 120 * MS, 1)).len(), 1);
   }
 }

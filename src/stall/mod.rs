@@ -173,7 +173,12 @@ fn run(shared: Arc<Shared>, cfg: Config, on_stall: Option<StringTsfn>) -> Option
           if cfg.log {
             log_line(&event_line("stall", busy_ns, &cfg, epoch_ms(), ""));
           }
-          if let Some(helper) = shared.helper.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+          if let Some(helper) = shared
+            .helper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+          {
             // Closing/QueueFull: no stack this time; nothing else to do.
             let _ = helper.call(seq as u32, ThreadsafeFunctionCallMode::NonBlocking);
           }
@@ -362,7 +367,10 @@ fn stop_running(id: u32, running: &Rc<std::cell::RefCell<Option<Running>>>) -> b
   match taken {
     Some(mut r) => {
       r.stop();
-      registry().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+      registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
       // The helper's TSFN belongs to the helper worker's environment: its own teardown drops it.
       true
     }
@@ -398,7 +406,11 @@ pub fn stall_helper_attach(env: Env, id: u32, request: Function<u32, ()>) -> Res
     .on_teardown(move || {
       // Dropped here, on the helper's JS thread, while its environment still exists.
       if let Some(shared) = weak.upgrade() {
-        let tsfn = shared.helper.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let tsfn = shared
+          .helper
+          .lock()
+          .unwrap_or_else(|e| e.into_inner())
+          .take();
         drop(tsfn);
       }
     });
