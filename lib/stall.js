@@ -16,8 +16,6 @@ const {
   validateOneOf,
 } = require('./validate')
 
-const kStop = Symbol('bulwark.watchdog.stop')
-
 class Watchdog {
   #native
   #helper
@@ -43,10 +41,6 @@ class Watchdog {
     const helper = this.#helper
     this.#helper = undefined
     return helper ? helper.terminate().then(() => undefined) : Promise.resolve()
-  }
-
-  [kStop]() {
-    return this.stop()
   }
 }
 
