@@ -115,6 +115,20 @@ describe('watchdog: stalls (child processes)', () => {
 })
 
 describe('watchdog: API', () => {
+  it('keeps watching when the Watchdog object is not kept (and garbage collection runs)', async () => {
+    const script = `
+      const b = require('bulwark')
+      b.watchdog({ thresholdMs: 50, log: false, onStall: (i) => console.log('stall', i.durationMs >= 100) })
+      setTimeout(() => {
+        globalThis.gc()
+        setTimeout(() => { const e = Date.now() + 120; while (Date.now() < e); setTimeout(() => {}, 100) }, 10)
+      }, 10)
+    `
+    const { code, stdout } = await runNode(['--expose-gc', '-e', script])
+    expect(code).toBe(0)
+    expect(stdout.trim()).toBe('stall true')
+  })
+
   it('stop() ends it; stopping twice is fine', async () => {
     const wd = watchdog({ thresholdMs: 1000, log: false })
     expect(wd).toBeInstanceOf(Watchdog)

@@ -16,6 +16,10 @@ const {
   validateOneOf,
 } = require('./validate')
 
+// Running watchdogs stay reachable until stop(): `watchdog({...})` without keeping the result
+// must keep watching (the native thread must not stop when the JS object is collected).
+const running = new Set()
+
 class Watchdog {
   #native
   #helper
@@ -37,6 +41,7 @@ class Watchdog {
   stop() {
     if (this.#stopped) return Promise.resolve()
     this.#stopped = true
+    running.delete(this)
     callNative(() => this.#native.stop())
     const helper = this.#helper
     this.#helper = undefined
@@ -88,7 +93,9 @@ function watchdog(options) {
     // A helper that failed leaves the watchdog working without stacks; `ready` reports why.
     ready.catch(() => {})
   }
-  return new Watchdog(handle, helper, ready)
+  const wd = new Watchdog(handle, helper, ready)
+  running.add(wd)
+  return wd
 }
 
 module.exports = { watchdog, Watchdog }

@@ -266,6 +266,14 @@ impl Running {
   }
 }
 
+impl Drop for Running {
+  // A watchdog collected without stop() (lib/stall.js keeps running ones reachable, so this is
+  // the environment's teardown or a bug) still ends and joins its thread on the JS thread.
+  fn drop(&mut self) {
+    self.stop();
+  }
+}
+
 /// Native half of `Watchdog` (lib/stall.js); not part of the public API.
 #[napi]
 pub struct WatchdogNative {
