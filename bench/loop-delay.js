@@ -86,8 +86,28 @@ function idleCpu(kind) {
   return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim())
 }
 
+// What one loop iteration costs when a timer wakes an idle loop and the callback does nothing:
+// by bulwark, and by Node's own performance.eventLoopUtilization() (same libuv idle metric).
+async function floor() {
+  const h = bulwark.monitorEventLoopDelay()
+  h.enable()
+  const elu = []
+  let last = performance.eventLoopUtilization()
+  for (let i = 0; i < 50; i++) {
+    await sleep(20)
+    const now = performance.eventLoopUtilization()
+    elu.push(performance.eventLoopUtilization(now, last).active)
+    last = now
+  }
+  h.disable()
+  elu.sort((a, b) => a - b)
+  return { bulwark: h.percentile(50) / 1e6, elu: percentile(elu, 50) }
+}
+
 async function main() {
   console.log(`Node ${process.version}, ${new Date().toISOString()}`)
+  const f = await floor()
+  console.log(`\nEmpty 20 ms timer tick, busy time p50: bulwark ${fmt(f.bulwark, 3)} ms, eventLoopUtilization() active ${fmt(f.elu, 3)} ms`)
   console.log('\n### Accuracy over busy-waits of known length (errors vs the measured block length)\n')
   printTable(await accuracy())
 
