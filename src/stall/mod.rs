@@ -145,6 +145,7 @@ fn run(shared: Arc<Shared>, cfg: Config, on_stall: Option<StringTsfn>) -> Option
   let mut detector = Detector::new(cfg.threshold_ns, cfg.kill_after_ns, &first);
   let mono_to_epoch = |mono: u64| epoch_ms() - (uv.hrtime().saturating_sub(mono)) as f64 / 1e6;
   let mut seq: u64 = 0;
+  let mut on_stall_closed = false;
   let mut sleep_ns = detector.next_sleep(first.mono_ns, first.busy_ns);
   loop {
     {
@@ -179,8 +180,17 @@ fn run(shared: Arc<Shared>, cfg: Config, on_stall: Option<StringTsfn>) -> Option
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
           {
-            // Closing/QueueFull: no stack this time; nothing else to do.
-            let _ = helper.call(seq as u32, ThreadsafeFunctionCallMode::NonBlocking);
+            // Ok: requested. Closing: the helper's environment is ending (its teardown drops the
+            // TSFN on its own thread, so it is left in place, not dropped here). Anything else:
+            // no stack for this stall, and the kill/onStall paths go on without one.
+            let status = helper.call(seq as u32, ThreadsafeFunctionCallMode::NonBlocking);
+            if status != Status::Ok && cfg.log {
+              log_line(&format!(
+                "{{\"event\":\"stall-stack-unavailable\",\"status\":\"{status}\",\"pid\":{},\"threadId\":{}}}",
+                std::process::id(),
+                cfg.thread_id
+              ));
+            }
           }
         }
         Event::End {
@@ -192,15 +202,18 @@ fn run(shared: Arc<Shared>, cfg: Config, on_stall: Option<StringTsfn>) -> Option
             log_line(&event_line("stall-end", duration_ns, &cfg, epoch_ms(), ""));
           }
           let stack = take_stack(&shared, this);
-          if let Some(tsfn) = on_stall.as_ref() {
+          if let Some(tsfn) = on_stall.as_ref().filter(|_| !on_stall_closed) {
             let info = format!(
               "{{\"durationMs\":{},\"startedAt\":{:.3},\"stack\":{}}}",
               duration_ns as f64 / 1e6,
               mono_to_epoch(started_mono_ns),
               stack.as_deref().unwrap_or("null")
             );
-            // Closing: the environment is going away; the teardown joins us soon.
-            let _ = tsfn.call(info, ThreadsafeFunctionCallMode::NonBlocking);
+            // Closing: the environment is ending; its teardown joins this thread and drops the
+            // TSFN on the JS thread, so stop calling it and keep it until then.
+            if tsfn.call(info, ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+              on_stall_closed = true;
+            }
           }
         }
         Event::Kill { busy_ns } => {
