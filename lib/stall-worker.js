@@ -30,24 +30,25 @@ let busy = false
 function capture(seq) {
   if (busy) return
   busy = true
+  const done = () => {
+    busy = false
+  }
+  session.once('Debugger.paused', ({ params }) => {
+    try {
+      native.stallHelperReport(id, seq, JSON.stringify(toFrames(params.callFrames)))
+    } finally {
+      session.post('Debugger.resume', () => session.post('Debugger.disable', done))
+    }
+  })
+  // Pipelined: the main thread handles both in one interrupt, so the pause does not wait for the
+  // enable's reply (and its burst of scriptParsed events) to travel back here first.
   session.post('Debugger.enable', (err) => {
     if (err) {
-      busy = false
-      return
+      session.removeAllListeners('Debugger.paused')
+      done()
     }
-    session.once('Debugger.paused', ({ params }) => {
-      try {
-        native.stallHelperReport(id, seq, JSON.stringify(toFrames(params.callFrames)))
-      } finally {
-        session.post('Debugger.resume', () => {
-          session.post('Debugger.disable', () => {
-            busy = false
-          })
-        })
-      }
-    })
-    session.post('Debugger.pause')
   })
+  session.post('Debugger.pause')
 }
 
 const attached = native.stallHelperAttach(id, capture)

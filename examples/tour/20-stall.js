@@ -25,7 +25,7 @@ module.exports = {
     await wd.ready
     await (await fetch(`${base}/stall/block?ms=250`)).text()
     const info = await stalled
-    const top = info.stack?.[0]
+    const top = info.stack?.find((f) => f.url.startsWith('file:'))
     log(`GET /stall/block?ms=250 -> onStall: ${info.durationMs.toFixed(1)} ms, started ${new Date(info.startedAt).toISOString()}`)
     log(`blocking code: ${top ? `${top.functionName} (${top.url.split('/').pop()}:${top.lineNumber})` : 'stack not captured'}`)
   },
