@@ -13,7 +13,11 @@ export interface StallInfo {
   durationMs: number
   /** When it started, ms since the epoch (like `Date.now()`). */
   startedAt: number
-  /** Frames of the blocking code, innermost first, captured while it was blocked; `null` without `captureStack` or if the capture missed the stall. */
+  /**
+   * Frames of the blocking code, innermost first, captured while it was blocked (the top frames
+   * can be `node:internal` code the blocking function called); `null` without `captureStack` or
+   * if the capture missed the stall.
+   */
   stack: StallFrame[] | null
 }
 
