@@ -5,4 +5,6 @@
 module.exports = {
   ...require('./lib/errors'),
   ...require('./lib/runtime'),
+  ...require('./lib/loop-delay'),
+  ...require('./lib/stall'),
 }

@@ -10,7 +10,10 @@
 
 mod env_state;
 mod error;
+mod loop_delay;
+mod loop_hooks;
 mod runtime;
+mod stall;
 
 use napi::{bindgen_prelude::Object, Env};
 use napi_derive::napi;

@@ -1,0 +1,63 @@
+'use strict'
+// Loopback HTTP throughput harness shared by bench/loop-delay.js and bench/stall.js: a server in
+// a child process (with or without the monitor under test) and a keep-alive load generator here.
+const http = require('node:http')
+const { fork } = require('node:child_process')
+const path = require('node:path')
+
+// Starts `server.js` in a child with `mode`, resolves with { port, child }.
+function startServer(mode) {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'server.js'), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    child.once('message', (m) => resolve({ port: m.port, child }))
+    child.once('error', reject)
+  })
+}
+
+// Sends GET requests over `connections` keep-alive sockets for `ms`; resolves with requests/s.
+function load(port, { connections = 32, ms = 2500 } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  let done = 0
+  let stop = false
+  const deadline = Date.now() + ms
+  return new Promise((resolve) => {
+    let active = connections
+    const one = () => {
+      if (stop || Date.now() >= deadline) {
+        stop = true
+        if (--active === 0) {
+          agent.destroy()
+          resolve((done / ms) * 1000)
+        }
+        return
+      }
+      http
+        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume()
+          res.on('end', () => {
+            done++
+            one()
+          })
+        })
+        .on('error', () => one())
+    }
+    for (let i = 0; i < connections; i++) one()
+  })
+}
+
+// Alternates off/on rounds; returns { off, on } in requests/s (medians of the rounds).
+async function compare(onMode, { rounds = 3, ms = 2000 } = {}) {
+  const results = { off: [], on: [] }
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of ['off', onMode]) {
+      const { port, child } = await startServer(mode)
+      await load(port, { ms: 300 }) // warm-up
+      results[mode === 'off' ? 'off' : 'on'].push(await load(port, { ms }))
+      child.kill()
+    }
+  }
+  const median = (a) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)]
+  return { off: median(results.off), on: median(results.on) }
+}
+
+module.exports = { compare }

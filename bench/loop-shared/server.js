@@ -1,0 +1,15 @@
+'use strict'
+// The HTTP server of the throughput benchmarks. argv[2]: 'off' | 'monitor' | 'watchdog'.
+const http = require('node:http')
+const bulwark = require('../..')
+
+const mode = process.argv[2]
+if (mode === 'monitor') bulwark.monitorEventLoopDelay().enable()
+if (mode === 'watchdog') bulwark.watchdog({ thresholdMs: 100, log: true, onStall() {} })
+const body = JSON.stringify({ hello: 'world' })
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+})
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
+process.on('disconnect', () => process.exit(0))
