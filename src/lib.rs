@@ -10,6 +10,7 @@
 
 mod env_state;
 mod error;
+mod memory;
 mod runtime;
 
 use napi::{bindgen_prelude::Object, Env};
