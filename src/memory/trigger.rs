@@ -183,11 +183,12 @@ pub struct Leak {
 }
 
 /// Leak trend over post-GC heap samples. Fires when (1) the least-squares slope over the window
-/// is at least `min_slope_per_min` and (2) the floor rises with it: the lowest sample of the last
-/// third of the window is above the lowest of the first third by at least a third of what the
-/// slope predicts over the window (a linear leak gives two thirds). A sawtooth that returns to
-/// its baseline keeps the floor flat, so (2) fails even when a window catches a rising edge (for
-/// any period up to a quarter of the window: each third then holds a trough).
+/// is at least `min_slope_per_min` and (2) the floor rises with it: split the window in thirds;
+/// the lowest sample of each third must exceed the previous third's lowest by at least half of
+/// what the slope predicts over a third (a linear leak gives all of it). A sawtooth that returns
+/// to its baseline keeps the floor flat, so (2) fails even when the window's edges cut a rising
+/// edge and the regression slope is steep (for any period up to a quarter of the window: each
+/// third then holds a trough).
 /// After firing the window starts over, so a leak is reported at most once per window.
 #[derive(Debug, Clone)]
 pub struct LeakDetector {
@@ -251,8 +252,12 @@ impl LeakDetector {
         .fold(f64::INFINITY, f64::min)
     };
     let floor_start = floor(t_first, t_first + third);
+    let floor_mid = floor(t_first + third, t_ms - third);
     let floor_end = floor(t_ms - third, t_ms);
-    if floor_end - floor_start < slope_per_ms * span / 3.0 || floor_end.is_nan() {
+    // Each third's floor must sit above the previous one by half of what the slope predicts.
+    let step = slope_per_ms * third / 2.0;
+    let rising = floor_mid - floor_start >= step && floor_end - floor_mid >= step;
+    if !rising || !floor_mid.is_finite() {
       return None;
     }
     self.samples.clear();
@@ -457,6 +462,44 @@ mod tests {
       let t = i as f64 * 1000.0;
       let phase = (i % 20) as f64 / 20.0;
       assert_eq!(d.record(t, 50e6 + phase * 10e6), None, "at {i}");
+    }
+  }
+
+  #[test]
+  fn short_window_sawtooth_with_a_settling_baseline_is_not_a_leak() {
+    // Shape measured from a Node child: period ~400 ms, 2 MB tall, a sample every ~33 ms, and
+    // a baseline that settles by 50 KB over the first 2 s (1.5 MB/min, below the 2 MB/min
+    // minimum). Windows whose edges cut a rising edge regress to slopes far above the minimum;
+    // only the floor test keeps them quiet.
+    let mut d = LeakDetector::new(LeakSpec {
+      window_ms: 2000.0,
+      min_samples: 5,
+      min_slope_per_min: 2e6,
+    });
+    let mut steepest: f64 = 0.0;
+    for i in 0..300 {
+      let t = i as f64 * 33.0;
+      let drift = (t.min(2000.0) / 2000.0) * 50e3;
+      let phase = (i % 12) as f64 / 12.0;
+      assert_eq!(d.record(t, 2.85e6 + drift + phase * 2e6), None, "at {i}");
+      steepest = steepest.max(window_slope(&d));
+    }
+    assert!(
+      steepest > 4e6,
+      "the regression alone would fire: {steepest}"
+    );
+  }
+
+  fn window_slope(d: &LeakDetector) -> f64 {
+    let n = d.samples.len() as f64;
+    let mt = d.samples.iter().map(|s| s.0).sum::<f64>() / n;
+    let mb = d.samples.iter().map(|s| s.1).sum::<f64>() / n;
+    let sxy: f64 = d.samples.iter().map(|s| (s.0 - mt) * (s.1 - mb)).sum();
+    let sxx: f64 = d.samples.iter().map(|s| (s.0 - mt) * (s.0 - mt)).sum();
+    if sxx > 0.0 {
+      sxy / sxx * 60_000.0
+    } else {
+      0.0
     }
   }
 
