@@ -464,16 +464,7 @@ pub fn run(
       shared.set(metric.level_slot(), h.level() as u8 as f64);
       for t in transitions.iter() {
         let (kind, from, to, limit) = match *t {
-          Transition::Up { level, limit } => (
-            level.as_str(),
-            if level == Level::Critical {
-              Level::Warn
-            } else {
-              Level::Ok
-            },
-            level,
-            limit,
-          ),
+          Transition::Up { from, level, limit } => (level.as_str(), from, level, limit),
           Transition::Down { from, to, limit } => ("recover", from, to, limit),
         };
         let mut exit_at_ms = None;

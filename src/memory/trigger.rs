@@ -60,8 +60,12 @@ pub struct LevelSpec {
 /// A level change, with the threshold that was crossed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Transition {
-  /// Entered `level` (warn or critical); `limit` is its enter threshold.
-  Up { level: Level, limit: f64 },
+  /// Went from `from` up to `level` (warn or critical); `limit` is its enter threshold.
+  Up {
+    from: Level,
+    level: Level,
+    limit: f64,
+  },
   /// Fell from `from` to `to`; `limit` is the exit threshold of `from`.
   Down { from: Level, to: Level, limit: f64 },
 }
@@ -112,14 +116,17 @@ impl Hysteresis {
       }
     }
     if target > self.level {
+      let mut from = self.level;
       for (i, threshold) in enter.iter().enumerate() {
         let level = Level::from_index(i);
         if level > self.level && level <= target {
           if let Some(limit) = threshold {
             out.push(Transition::Up {
+              from,
               level,
               limit: *limit,
             });
+            from = level;
           }
         }
       }
@@ -301,10 +308,12 @@ mod tests {
       out,
       vec![
         Transition::Up {
+          from: Level::Ok,
           level: Level::Warn,
           limit: 100.0
         },
         Transition::Up {
+          from: Level::Warn,
           level: Level::Critical,
           limit: 200.0
         },
@@ -318,6 +327,19 @@ mod tests {
     let mut h = Hysteresis::new(spec(100.0, 200.0, 0.0));
     let out = run(&mut h, &[0.0, 500.0], 100.0);
     assert_eq!(out.len(), 2);
+    // Without a warn threshold, critical comes straight from ok.
+    let mut only = Hysteresis::new(LevelSpec {
+      warn: None,
+      ..spec(100.0, 200.0, 0.0)
+    });
+    assert_eq!(
+      run(&mut only, &[0.0, 500.0], 100.0),
+      vec![Transition::Up {
+        from: Level::Ok,
+        level: Level::Critical,
+        limit: 200.0
+      }]
+    );
     assert!(matches!(
       out[0],
       Transition::Up {
@@ -360,6 +382,7 @@ mod tests {
     assert_eq!(
       out,
       vec![Transition::Up {
+        from: Level::Ok,
         level: Level::Warn,
         limit: 100.0
       }]
@@ -420,6 +443,7 @@ mod tests {
     assert_eq!(
       out,
       vec![Transition::Up {
+        from: Level::Ok,
         level: Level::Warn,
         limit: 500.0
       }]
