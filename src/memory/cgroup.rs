@@ -50,6 +50,15 @@ impl Cgroup {
     }
   }
 
+  /// Total usage including page cache (v2 `memory.current`, v1 `memory.usage_in_bytes`): one
+  /// number, cheap to read, and never below the anonymous usage, so it bounds it from above.
+  pub fn current_file(&self) -> PathBuf {
+    self.dir.join(match self.version {
+      Version::V1 => "memory.usage_in_bytes",
+      Version::V2 => "memory.current",
+    })
+  }
+
   /// `memory.events` (v2 only): `oom` and `oom_kill` counters.
   pub fn events_file(&self) -> Option<PathBuf> {
     match self.version {
@@ -258,6 +267,10 @@ mod tests {
     let stat = fs::read_to_string(cg.stat_file()).unwrap();
     assert_eq!(stat_value(&stat, cg.usage_key()), Some(123456));
     assert_eq!(cg.events_file(), None);
+    assert_eq!(
+      cg.current_file(),
+      t.0.join("sys/fs/cgroup/memory/memory.usage_in_bytes")
+    );
   }
 
   #[test]

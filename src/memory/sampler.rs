@@ -159,6 +159,8 @@ pub struct Probe {
   page_size: f64,
   pub cgroup: Option<Cgroup>,
   stat: Option<File>,
+  current: Option<File>,
+  last_anon: Option<u64>,
   events: Option<File>,
   system: Option<sysinfo::System>,
   #[cfg(not(target_os = "linux"))]
@@ -186,6 +188,9 @@ impl Probe {
     let page_size = 4096.0;
     let cgroup = cgroup::locate(root);
     let stat = cgroup.as_ref().and_then(|c| File::open(c.stat_file()).ok());
+    let current = cgroup
+      .as_ref()
+      .and_then(|c| File::open(c.current_file()).ok());
     let events = cgroup
       .as_ref()
       .and_then(|c| c.events_file())
@@ -196,6 +201,8 @@ impl Probe {
       page_size,
       cgroup,
       stat,
+      current,
+      last_anon: None,
       events,
       system: sysinfo::System::new().ok(),
       #[cfg(not(target_os = "linux"))]
@@ -239,6 +246,28 @@ impl Probe {
     let key = self.cgroup.as_ref()?.usage_key();
     let text = pread_str(self.stat.as_ref()?, &mut self.buf)?;
     cgroup::stat_value(text, key)
+  }
+
+  /// Container usage for thresholds, cheaply. `memory.stat` costs far more than one number to
+  /// read (the kernel formats ~40 counters; v1 sums them over the hierarchy), so it is read only
+  /// when `exact` (once a second, and on the first sample) or when the total usage
+  /// (`memory.current` / `usage_in_bytes`, one number) reaches `floor`, the lowest threshold the
+  /// value is compared with. Below it, anonymous memory is below too (it is part of the total),
+  /// and the value reported is `min(last anon, total)`: never above the truth's bound, so no
+  /// threshold can fire on it.
+  pub fn container_usage_bounded(&mut self, floor: f64, exact: bool) -> Option<u64> {
+    if !exact {
+      if let (Some(file), Some(last)) = (self.current.as_ref(), self.last_anon) {
+        if let Some(total) = pread_str(file, &mut self.buf).and_then(cgroup::parse_number) {
+          if (total as f64) < floor {
+            return Some(last.min(total));
+          }
+        }
+      }
+    }
+    let anon = self.container_usage();
+    self.last_anon = anon;
+    anon
   }
 
   /// The figures that change slowly: limits, OOM counters, system memory (about 20 µs with
@@ -358,11 +387,18 @@ impl Control {
   }
 }
 
-/// One sample of the hot path (RSS + container usage), publishing it. Returns (rss, container).
-pub fn sample(probe: &mut Probe, shared: &Shared, count: f64) -> (Option<u64>, Option<u64>) {
+/// One sample of the hot path (RSS + container usage, see [`Probe::container_usage_bounded`]),
+/// publishing it. Returns (rss, container).
+pub fn sample(
+  probe: &mut Probe,
+  shared: &Shared,
+  count: f64,
+  container_floor: f64,
+  exact: bool,
+) -> (Option<u64>, Option<u64>) {
   let started = Instant::now();
   let rss = probe.rss();
-  let container = probe.container_usage();
+  let container = probe.container_usage_bounded(container_floor, exact);
   let cost = started.elapsed().as_nanos() as f64;
   shared.publish(&[
     (slot::SAMPLED_AT_MS, wall_ms()),
@@ -437,12 +473,22 @@ pub fn run(
     if next <= now {
       next = now + config.interval; // missed ticks (the machine was suspended): skip them
     }
-    if now >= slow_due {
+    let slow = now >= slow_due || count == 0.0;
+    if slow {
       probe.refresh_slow();
       slow_due = now + slow_every;
     }
     count += 1.0;
-    let (rss, container) = sample(&mut probe, &shared, count);
+    let floor = config.specs[Metric::Container as usize].map_or(f64::INFINITY, |spec| {
+      let base = probe.container_limit().map(|b| b as f64);
+      [spec.warn, spec.critical]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.resolve(base))
+        .fold(f64::INFINITY, f64::min)
+        * spec.recover_below
+    });
+    let (rss, container) = sample(&mut probe, &shared, count, floor, slow);
     let now_ms = now.duration_since(start).as_secs_f64() * 1000.0;
     let heap_used = shared.get(slot::HEAP_USED);
     let heap_limit = shared.get(slot::HEAP_LIMIT);
@@ -521,6 +567,23 @@ mod tests {
   }
 
   #[test]
+  fn container_usage_reads_memory_stat_only_near_the_thresholds() {
+    let mut probe = Probe::open(Path::new("/"));
+    let Some(exact) = probe.container_usage_bounded(f64::INFINITY, true) else {
+      return; // no cgroup visible here
+    };
+    // Far below the floor: bounded by the last exact value.
+    let cheap = probe.container_usage_bounded(f64::INFINITY, false).unwrap();
+    assert!(cheap <= exact, "{cheap} > {exact}");
+    assert_eq!(probe.last_anon, Some(exact));
+    // Floor 0: every sample is exact and refreshes the last value.
+    probe.last_anon = Some(1);
+    let again = probe.container_usage_bounded(0.0, false).unwrap();
+    assert_eq!(probe.last_anon, Some(again));
+    assert!(again > 1);
+  }
+
+  #[test]
   fn probe_without_sources_reports_nothing() {
     let dir = std::env::temp_dir().join(format!("bulwark-probe-empty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -536,8 +599,8 @@ mod tests {
   fn publish_keeps_the_sequence_even_and_values_readable() {
     let shared = Shared::new();
     let mut probe = Probe::open(Path::new("/"));
-    sample(&mut probe, &shared, 1.0);
-    sample(&mut probe, &shared, 2.0);
+    sample(&mut probe, &shared, 1.0, f64::INFINITY, true);
+    sample(&mut probe, &shared, 2.0, f64::INFINITY, false);
     assert_eq!(shared.get(slot::SEQ), 4.0);
     assert_eq!(shared.get(slot::SAMPLES), 2.0);
     assert!(shared.get(slot::RSS) > 0.0);
