@@ -180,13 +180,14 @@ describe('memoryWatchdog in child processes', () => {
     expect(code).toBe(0)
     expect(events).toHaveLength(1)
     expect(events[0]).toMatchObject({ ev: 'leak', level: 'leak', metric: 'heapUsed' })
-    expect(events[0].slope).toBeGreaterThan(1024 * 1024)
+    expect(events[0].slope).toBeGreaterThan(5 * 1024 * 1024)
   })
 
   it.concurrent('a sawtooth heap that returns to its baseline is not a leak', async () => {
     const { code, events, notes } = await scenario('sawtooth')
     expect(code).toBe(0)
-    expect(notes.find((n) => n.note === 'done').gcs).toBe(160)
+    // Enough post-GC samples for several full windows.
+    expect(notes.find((n) => n.note === 'done').gcs).toBeGreaterThanOrEqual(40)
     expect(events).toEqual([])
   })
 
