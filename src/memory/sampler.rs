@@ -133,11 +133,13 @@ fn pread_str<'b>(file: &File, buf: &'b mut Vec<u8>) -> Option<&'b str> {
     if len == buf.len() {
       buf.resize(buf.len() * 2, 0);
     }
+    let want = buf.len() - len;
     let n = file.read_at(&mut buf[len..], len as u64).ok()?;
-    if n == 0 {
+    len += n;
+    // A short read is the end of a /proc or cgroup file: one syscall per sample, not two.
+    if n < want {
       break;
     }
-    len += n;
   }
   std::str::from_utf8(&buf[..len]).ok()
 }
