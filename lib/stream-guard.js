@@ -1,0 +1,571 @@
+'use strict'
+// Stream guards: byte, deadline, idle and minimum-rate limits for any Node stream, node:http
+// request bodies and WHATWG streams, with HTTP-ready errors (413 / 408).
+//
+// Design (measured in bench/stream-guard.js, see the README section "Stream guards"):
+// - The byte limit is checked synchronously on every chunk; the chunk that would cross it is not
+//   passed on (no byte past `maxBytes` reaches the consumer) and the stream is destroyed.
+// - The time limits are NOT per-stream timers. Every guarded stream with a time limit joins one
+//   shared, unref'd interval (the "ticker") that visits each registered meter once per tick. A
+//   chunk costs one integer addition (no clock read, no timer refresh): the ticker notices that the
+//   byte count moved. At 10,000 idle streams the ticker costs a fraction of a millisecond per tick,
+//   far less than 10,000 per-stream timers, and a native timer could not do better: it would
+//   still have to call into JavaScript to destroy a stream, and the JS work per tick is already
+//   the floor (numbers in the README). So there is no native part.
+// - Tick period: a quarter of the smallest time limit (an eighth of the rate window), clamped to
+//   [10 ms, 250 ms]; the ticker runs at the smallest period any live guard asks for and stops
+//   when no guard is left. A time limit fires between `limit` and `limit + 2 ticks` (plus any
+//   event-loop lag).
+// - Time during which the CONSUMER applies backpressure (the guard's readable buffer is full) does
+//   not count against the sender for the idle and rate limits (as in Kestrel, which pauses its
+//   rate timing while the app does not read). The deadline counts wall time.
+//
+// Minimum rate (Kestrel's MinRequestBodyDataRate, over a sliding window): enforcement starts once
+// `graceMs` of unpaused time has passed since the guard was created. From then on, at each tick,
+// the bytes received during the most recent `rateWindowMs` of unpaused time (tracked in 8
+// sub-windows, so the span measured is between 7/8 and all of the window; before a full window has
+// passed, all the time since the start), divided by that span, must be at least
+// `minBytesPerSecond`; otherwise the stream fails with TooSlowError.
+
+const { Transform } = require('node:stream')
+const { performance } = require('node:perf_hooks')
+const {
+  PayloadTooLargeError,
+  DeadlineError,
+  IdleTimeoutError,
+  TooSlowError,
+  TimeoutError,
+  AbortError,
+  InvalidArgError,
+} = require('./errors')
+const {
+  validateObject,
+  validateNumber,
+  validateAbortSignal,
+} = require('./validate')
+
+const now = () => performance.now()
+const RING = 8 // sub-windows of the rate window
+const MIN_TICK_MS = 10
+const MAX_TICK_MS = 250
+
+// --- options ---------------------------------------------------------------------------------
+
+const UNITS = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 }
+
+// raw-body's `limit` accepts what the `bytes` package parses ('100kb', '1mb', ...; 1024-based).
+function parseByteSize(value, name) {
+  if (typeof value === 'number') return validateNumber(value, name, { min: 0 })
+  if (typeof value === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*$/i.exec(value)
+    if (m) return Math.floor(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()])
+  }
+  throw new InvalidArgError(
+    `The "${name}" option must be a number of bytes or a size string such as "100kb". Received ${JSON.stringify(value)}`,
+  )
+}
+
+function optionalMs(options, name) {
+  const v = options[name]
+  if (v === undefined || v === Infinity) return Infinity
+  return validateNumber(v, name, { min: 1 })
+}
+
+// One option vocabulary for guard, guardRequest, readBody and guardWebStream.
+function parseLimits(options, { allowLimitAlias = false } = {}) {
+  options = validateObject(options, 'options')
+  let maxBytes = Infinity
+  if (options.maxBytes !== undefined) maxBytes = parseByteSize(options.maxBytes, 'maxBytes')
+  else if (allowLimitAlias && options.limit !== undefined && options.limit !== null) {
+    maxBytes = parseByteSize(options.limit, 'limit')
+  }
+  const deadlineMs = optionalMs(options, 'deadlineMs')
+  const idleTimeoutMs = optionalMs(options, 'idleTimeoutMs')
+  const minBytesPerSecond =
+    options.minBytesPerSecond === undefined ? 0 : validateNumber(options.minBytesPerSecond, 'minBytesPerSecond', { min: 0 })
+  const graceMs = validateNumber(options.graceMs, 'graceMs', { min: 0, fallback: 5000 })
+  const rateWindowMs = validateNumber(options.rateWindowMs, 'rateWindowMs', {
+    min: 100,
+    fallback: Math.max(graceMs, 1000),
+  })
+  const signal = validateAbortSignal(options.signal, 'signal')
+  return { maxBytes, deadlineMs, idleTimeoutMs, minBytesPerSecond, graceMs, rateWindowMs, signal }
+}
+
+// --- the shared ticker ---------------------------------------------------------------------------
+
+const meters = new Set()
+let ticker = null
+let tickerPeriod = 0
+
+function runTick() {
+  const t = now()
+  for (const meter of meters) meter.tick(t)
+  if (meters.size === 0) stopTicker()
+}
+
+function stopTicker() {
+  if (ticker !== null) clearInterval(ticker)
+  ticker = null
+  tickerPeriod = 0
+}
+
+function register(meter) {
+  meters.add(meter)
+  if (ticker === null || meter.tickMs < tickerPeriod) {
+    if (ticker !== null) clearInterval(ticker)
+    tickerPeriod = meter.tickMs
+    ticker = setInterval(runTick, tickerPeriod)
+    ticker.unref()
+  }
+}
+
+// --- the meter: limits and accounting shared by the Node and the web variant --------------------
+
+class Meter {
+  // `owner` has fail(err) and isPaused(); it is the stream being guarded.
+  constructor(limits, owner) {
+    this.limits = limits
+    this.owner = owner
+    this.start = now()
+    this.bytes = 0
+    this.done = false
+    const { deadlineMs, idleTimeoutMs, minBytesPerSecond, rateWindowMs } = limits
+    this.deadlineAt = this.start + deadlineMs
+    // Idle tracking: the byte count last seen by the ticker and when it last moved.
+    this.seenBytes = 0
+    this.activeAt = this.start
+    // Rate tracking (only with a minimum rate): unpaused time, bytes per sub-window.
+    this.lastTick = this.start
+    this.ring = null
+    if (minBytesPerSecond > 0) {
+      this.ring = new Float64Array(RING)
+      this.slotMs = rateWindowMs / RING
+      this.slot = 0
+      this.unpausedMs = 0
+      this.rateBytes = 0
+    }
+    const timed = deadlineMs !== Infinity || idleTimeoutMs !== Infinity || this.ring !== null
+    this.tickMs = Math.min(
+      MAX_TICK_MS,
+      Math.max(MIN_TICK_MS, Math.min(deadlineMs / 4, idleTimeoutMs / 4, this.ring ? this.slotMs : Infinity)),
+    )
+    if (timed) register(this)
+    const { signal } = limits
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.onAbort = null
+        process.nextTick(() => this.fail(abortError(signal)))
+      } else {
+        this.onAbort = () => this.fail(abortError(signal))
+        signal.addEventListener('abort', this.onAbort, { once: true })
+      }
+    }
+  }
+
+  // Counts a chunk; returns the error to fail with if it crosses maxBytes (nothing is passed on).
+  add(n) {
+    const bytes = this.bytes + n
+    this.bytes = bytes
+    if (bytes > this.limits.maxBytes) return this.tooLarge()
+    return null
+  }
+
+  tooLarge(expected) {
+    const details = { bytes: this.bytes, elapsedMs: this.elapsed(), limit: this.limits.maxBytes, type: 'entity.too.large', expose: true }
+    if (expected !== undefined) details.expected = expected
+    const message =
+      expected !== undefined
+        ? `The declared body size ${expected} is larger than the limit of ${this.limits.maxBytes} bytes`
+        : `The body is larger than the limit of ${this.limits.maxBytes} bytes`
+    return new PayloadTooLargeError(message, details)
+  }
+
+  elapsed() {
+    return Math.round((now() - this.start) * 1000) / 1000
+  }
+
+  timeoutDetails(limit, extra) {
+    return { bytes: this.bytes, elapsedMs: this.elapsed(), limit, type: 'request.timeout', expose: true, ...extra }
+  }
+
+  tick(t) {
+    if (this.done) return
+    const { limits } = this
+    if (t >= this.deadlineAt) {
+      const err = new DeadlineError(
+        `The transfer did not finish within ${limits.deadlineMs} ms (${this.bytes} bytes received)`,
+        this.timeoutDetails(limits.deadlineMs),
+      )
+      return this.fail(err)
+    }
+    const dt = t - this.lastTick
+    this.lastTick = t
+    const paused = this.owner.isPaused()
+    if (this.bytes !== this.seenBytes || paused) {
+      this.seenBytes = this.bytes
+      this.activeAt = t
+    } else if (t - this.activeAt >= limits.idleTimeoutMs) {
+      const err = new IdleTimeoutError(
+        `No data arrived for ${limits.idleTimeoutMs} ms (${this.bytes} bytes received)`,
+        this.timeoutDetails(limits.idleTimeoutMs),
+      )
+      return this.fail(err)
+    }
+    if (this.ring === null || paused) return
+    this.checkRate(dt)
+  }
+
+  checkRate(dt) {
+    const { ring, slotMs, limits } = this
+    this.unpausedMs += dt
+    const slot = Math.floor(this.unpausedMs / slotMs)
+    // Clear the sub-windows the clock moved past (at most the whole ring).
+    for (let s = this.slot + 1, end = Math.min(slot, this.slot + RING); s <= end; s++) ring[s % RING] = 0
+    this.slot = slot
+    ring[slot % RING] += this.bytes - this.rateBytes
+    this.rateBytes = this.bytes
+    if (this.unpausedMs < limits.graceMs) return
+    let windowBytes = 0
+    for (let i = 0; i < RING; i++) windowBytes += ring[i]
+    const spanMs = this.unpausedMs - Math.max(0, (slot - (RING - 1)) * slotMs)
+    const rate = (windowBytes * 1000) / spanMs
+    if (rate < limits.minBytesPerSecond) {
+      const err = new TooSlowError(
+        `Data arrived at ${rate.toFixed(1)} bytes/s, below the minimum of ${limits.minBytesPerSecond} bytes/s`,
+        this.timeoutDetails(limits.minBytesPerSecond, { rate, windowMs: Math.round(spanMs) }),
+      )
+      this.fail(err)
+    }
+  }
+
+  fail(err) {
+    if (this.done) return
+    this.stop()
+    this.owner.fail(err)
+  }
+
+  stop() {
+    if (this.done) return
+    this.done = true
+    meters.delete(this)
+    if (this.onAbort) this.limits.signal.removeEventListener('abort', this.onAbort)
+  }
+}
+
+function abortError(signal) {
+  return new AbortError('The operation was aborted', { cause: signal.reason })
+}
+
+// --- guard(): a Transform ------------------------------------------------------------------------
+
+const kMeter = Symbol('bulwark.meter')
+
+class StreamGuard extends Transform {
+  constructor(limits) {
+    super()
+    this[kMeter] = new Meter(limits, this)
+  }
+
+  /** Bytes that went through so far (including a chunk that crossed `maxBytes`). */
+  get bytes() {
+    return this[kMeter].bytes
+  }
+
+  _transform(chunk, encoding, callback) {
+    const err = this[kMeter].add(chunk.length)
+    if (err !== null) {
+      this[kMeter].stop()
+      return callback(err)
+    }
+    callback(null, chunk)
+  }
+
+  _flush(callback) {
+    this[kMeter].stop()
+    callback()
+  }
+
+  _destroy(err, callback) {
+    this[kMeter].stop()
+    callback(err)
+  }
+
+  // Called by the meter.
+  fail(err) {
+    this.destroy(err)
+  }
+
+  isPaused() {
+    return this.readableLength >= this.readableHighWaterMark
+  }
+}
+
+function guard(options) {
+  return new StreamGuard(parseLimits(options))
+}
+
+// --- guardRequest(): a node:http request body ---------------------------------------------------
+
+function validateRes(res) {
+  if (res === undefined) return undefined
+  if (res === null || typeof res !== 'object' || typeof res.writeHead !== 'function' || typeof res.end !== 'function') {
+    throw new InvalidArgError('The "res" option must be an http.ServerResponse')
+  }
+  return res
+}
+
+// Answers the client with the error's status and closes the connection once the answer is out.
+function answer(req, res, err) {
+  const socket = req.socket
+  if (res.headersSent || res.writableEnded || !err.statusCode) {
+    socket?.destroy()
+    return
+  }
+  const body = JSON.stringify({ error: err.message, code: err.code })
+  res.writeHead(err.statusCode, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  })
+  // With `Connection: close` node:http ends the socket after the response is written; the
+  // unread rest of the body is never read. Destroy it if it lingers (a client that does not
+  // close its side).
+  res.end(body, () => {
+    if (socket && !socket.destroyed) setTimeout(() => socket.destroy(), 1000).unref()
+  })
+}
+
+function guardRequest(req, options) {
+  if (req === null || typeof req !== 'object' || typeof req.pipe !== 'function' || typeof req.on !== 'function') {
+    throw new InvalidArgError('The "req" argument must be a readable stream (an http.IncomingMessage)')
+  }
+  const limits = parseLimits(options, { allowLimitAlias: true })
+  const res = validateRes(options?.res)
+  const out = new StreamGuard(limits)
+  const meter = out[kMeter]
+  const lengthHeader = req.headers?.['content-length']
+  const declared = lengthHeader === undefined ? undefined : Number(lengthHeader)
+
+  let finished = false
+  const cleanup = () => {
+    if (finished) return
+    finished = true
+    req.removeListener('aborted', onAborted)
+    req.removeListener('close', onClose)
+    req.removeListener('error', onError)
+    req.unpipe(out)
+    // Stop reading; what happens to the socket is up to `res` (answered and closed) or the caller.
+    if (!req.readableEnded) req.pause()
+  }
+  const onAborted = () => {
+    out.destroy(
+      new AbortError('The client aborted the request', {
+        bytes: meter.bytes,
+        elapsedMs: meter.elapsed(),
+        expected: declared,
+        type: 'request.aborted',
+      }),
+    )
+  }
+  const onClose = () => {
+    if (!req.complete && !req.readableEnded && req.complete !== undefined) onAborted()
+  }
+  const onError = (err) => out.destroy(err)
+
+  out.on('error', (err) => {
+    cleanup()
+    if (res !== undefined) {
+      if (err instanceof AbortError) req.destroy()
+      else answer(req, res, err)
+    }
+  })
+  out.on('end', cleanup)
+  out.on('close', cleanup)
+
+  if (declared !== undefined && Number.isFinite(declared) && declared > limits.maxBytes) {
+    const err = meter.tooLarge(declared)
+    meter.stop()
+    // Nothing was read: the body stays in the socket, which `res` closes after answering.
+    process.nextTick(() => out.destroy(err))
+    return out
+  }
+  req.on('aborted', onAborted)
+  req.on('close', onClose)
+  req.on('error', onError)
+  req.pipe(out)
+  return out
+}
+
+// --- readBody(): what raw-body does, plus the time limits -----------------------------------------
+
+function readBody(req, options) {
+  return new Promise((resolve, reject) => {
+    options = validateObject(options, 'options')
+    let encoding = options.encoding
+    if (encoding === true) encoding = 'utf8'
+    if (encoding === false || encoding === null) encoding = undefined
+    if (encoding !== undefined && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
+      throw new InvalidArgError(`The "encoding" option must be a Buffer encoding or true. Received ${String(encoding)}`)
+    }
+    const body = guardRequest(req, options)
+    const chunks = []
+    body.on('data', (chunk) => chunks.push(chunk))
+    body.once('error', reject)
+    body.once('end', () => {
+      const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+      resolve(encoding === undefined ? buf : buf.toString(encoding))
+    })
+  })
+}
+
+// --- guardWebStream(): a TransformStream ----------------------------------------------------------
+
+function byteLength(chunk) {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk)
+  if (chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)) return chunk.byteLength
+  throw new InvalidArgError('guardWebStream chunks must be Uint8Array, ArrayBuffer, ArrayBufferView or string')
+}
+
+function guardWebStream(options) {
+  const limits = parseLimits(options)
+  let controller
+  const owner = {
+    fail(err) {
+      try {
+        controller.error(err)
+      } catch {
+        // already errored or closed
+      }
+    },
+    isPaused() {
+      return controller !== undefined && controller.desiredSize !== null && controller.desiredSize <= 0
+    },
+  }
+  let meter
+  return new TransformStream({
+    start(c) {
+      controller = c
+      meter = new Meter(limits, owner)
+    },
+    transform(chunk, c) {
+      const err = meter.add(byteLength(chunk))
+      if (err !== null) {
+        meter.stop()
+        throw err
+      }
+      c.enqueue(chunk)
+    },
+    flush() {
+      meter.stop()
+    },
+    // Called by runtimes that implement transformer.cancel (Node 22+); elsewhere a cancelled
+    // stream leaves the ticker at its next time limit.
+    cancel() {
+      meter.stop()
+    },
+  })
+}
+
+// --- withTimeout() and budget() -----------------------------------------------------------------
+
+function timeoutError(ms, start) {
+  return new TimeoutError(`The operation timed out after ${ms} ms`, {
+    timeoutMs: ms,
+    elapsedMs: Math.round((now() - start) * 1000) / 1000,
+  })
+}
+
+// Settles like `promise`, or rejects with TimeoutError after `ms`, or AbortError when `signal`
+// aborts. `promise` may be a function `(signal) => promise`: its signal aborts (with the
+// TimeoutError / AbortError as reason) when the race is lost, so the work can stop.
+function withTimeout(promise, ms, options) {
+  validateNumber(ms, 'ms', { min: 0 })
+  options = validateObject(options, 'options')
+  const signal = validateAbortSignal(options.signal, 'signal')
+  const isFn = typeof promise === 'function'
+  if (!isFn && (promise === null || typeof promise?.then !== 'function')) {
+    throw new InvalidArgError('The "promise" argument must be a promise or a function returning one')
+  }
+  const start = now()
+  const inner = isFn ? new AbortController() : null
+  return new Promise((resolve, reject) => {
+    let settled = false
+    let timer = null
+    const settle = (fn, value, lost) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (lost) inner?.abort(value)
+      fn(value)
+    }
+    const onAbort = () => settle(reject, abortError(signal), true)
+    if (signal?.aborted) return onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    timer = setTimeout(() => settle(reject, timeoutError(ms, start), true), ms)
+    let p
+    try {
+      p = isFn ? promise(inner.signal) : promise
+    } catch (err) {
+      return settle(reject, err, false)
+    }
+    Promise.resolve(p).then(
+      (v) => settle(resolve, v, false),
+      (e) => settle(reject, e, false),
+    )
+  })
+}
+
+// A time budget for loops and parsers: `check()` throws TimeoutError once `ms` have passed (or
+// AbortError if the optional `signal` aborted); `signal` aborts at the deadline.
+function budget(ms, options) {
+  validateNumber(ms, 'ms', { min: 0 })
+  options = validateObject(options, 'options')
+  const parent = validateAbortSignal(options.signal, 'signal')
+  const start = now()
+  const end = start + ms
+  let controller = null
+  return {
+    remaining() {
+      return Math.max(0, end - now())
+    },
+    elapsed() {
+      return now() - start
+    },
+    check() {
+      if (parent?.aborted) throw abortError(parent)
+      if (now() >= end) throw timeoutError(ms, start)
+    },
+    // Created on first use (most budgets only call check()).
+    get signal() {
+      if (controller === null) {
+        controller = new AbortController()
+        const left = end - now()
+        const fire = () => controller.abort(timeoutError(ms, start))
+        if (left <= 0) fire()
+        else setTimeout(fire, left).unref()
+        if (parent !== undefined) {
+          if (parent.aborted) controller.abort(abortError(parent))
+          else parent.addEventListener('abort', () => controller.abort(abortError(parent)), { once: true })
+        }
+      }
+      return controller.signal
+    },
+  }
+}
+
+// For tests and benchmarks: how many guards the shared ticker visits and its period.
+function streamGuardStats() {
+  return { activeGuards: meters.size, tickMs: tickerPeriod }
+}
+
+module.exports = {
+  guard,
+  guardRequest,
+  readBody,
+  guardWebStream,
+  withTimeout,
+  budget,
+  streamGuardStats,
+}
