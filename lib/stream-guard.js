@@ -438,8 +438,10 @@ function guardWebStream(options) {
         // already errored or closed
       }
     },
+    // The readable side has highWaterMark 0: a chunk the reader has not taken makes desiredSize
+    // negative.
     isPaused() {
-      return controller !== undefined && controller.desiredSize !== null && controller.desiredSize <= 0
+      return controller !== undefined && controller.desiredSize !== null && controller.desiredSize < 0
     },
   }
   let meter
@@ -541,10 +543,14 @@ function budget(ms, options) {
     get signal() {
       if (controller === null) {
         controller = new AbortController()
-        const left = end - now()
-        const fire = () => controller.abort(timeoutError(ms, start))
-        if (left <= 0) fire()
-        else setTimeout(fire, left).unref()
+        // setTimeout may fire a fraction of a millisecond early against performance.now():
+        // re-arm until the budget is really spent, so `signal.aborted` implies `remaining() === 0`.
+        const arm = () => {
+          const left = end - now()
+          if (left <= 0) controller.abort(timeoutError(ms, start))
+          else setTimeout(arm, Math.ceil(left)).unref()
+        }
+        arm()
         if (parent !== undefined) {
           if (parent.aborted) controller.abort(abortError(parent))
           else parent.addEventListener('abort', () => controller.abort(abortError(parent)), { once: true })
