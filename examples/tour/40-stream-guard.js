@@ -34,8 +34,9 @@ module.exports = {
       // With `res`, a violation is answered (413/408, Connection: close) before readBody rejects.
       const body = await readBody(req, { ...LIMITS, res }).catch(() => null)
       if (body === null) return
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ received: body.length }))
+      const json = JSON.stringify({ received: body.length })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) })
+      res.end(json)
     })
   },
   async tour(base, { log }) {
