@@ -241,6 +241,7 @@ describe('guard()', () => {
     expect(() => guard({ signal: {} })).toThrow(InvalidArgError)
     expect(() => guard('x')).toThrow(InvalidArgError)
     expect(() => guard({ rateWindowMs: 10 })).toThrow(OutOfRangeError)
+    expect(() => guardRequest(new PassThrough(), { limit: 'lots' })).toThrow(InvalidArgError)
   })
 
   it('never keeps the process alive by itself', async () => {
@@ -413,6 +414,31 @@ describe('guardRequest() / readBody() on node:http', () => {
     expect(g.destroyed).toBe(true)
     expect(sink.destroyed).toBe(true)
     expect(streamGuardStats().activeGuards).toBe(0)
+  })
+
+  it('readBody rejects with AbortError when the client goes away; a signal with res destroys the request', async () => {
+    const errors = []
+    const port = await serve((req, res) => {
+      const opts = req.headers['x-mode'] === 'signal' ? { signal: AbortSignal.timeout(100), res } : {}
+      readBody(req, opts).catch((err) => errors.push(err))
+    })
+    const c = rawClient(port)
+    c.write(head(1000) + 'x'.repeat(100))
+    await sleep(100)
+    c.socket.destroy()
+    await c.response
+    while (errors.length < 1) await sleep(10)
+    expect(errors[0]).toBeInstanceOf(AbortError)
+    expect(errors[0].type).toBe('request.aborted')
+    expect(errors[0].bytes).toBe(100)
+
+    const s = rawClient(port)
+    s.write(head(1000, 'X-Mode: signal\r\n') + 'x'.repeat(10))
+    const { text, closed } = await s.response // the server destroys the connection, no answer
+    expect(text).toBe('')
+    expect(closed).toBe(true)
+    expect(errors[1]).toBeInstanceOf(AbortError)
+    expect(errors[1].cause.name).toBe('TimeoutError')
   })
 
   it('validates req and res', () => {
