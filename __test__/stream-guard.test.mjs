@@ -161,6 +161,19 @@ describe('guard()', () => {
     expect(streamGuardStats().activeGuards).toBe(0)
   })
 
+  it('groups guards by tick period and stops a ticker when its last guard is gone', async () => {
+    const short = guard({ idleTimeoutMs: 200 }) // 50 ms -> 32 ms period
+    const long = guard({ deadlineMs: 60_000 }) // 1024 ms period
+    const bytesOnly = guard({ maxBytes: 10 }) // no time limit: no ticker
+    expect(streamGuardStats()).toEqual({ activeGuards: 2, tickPeriodsMs: [32, 1024] })
+    short.destroy()
+    long.destroy()
+    bytesOnly.destroy()
+    expect(streamGuardStats().activeGuards).toBe(0)
+    await sleep(1100) // each interval notices it is empty on its next tick
+    expect(streamGuardStats().tickPeriodsMs).toEqual([])
+  })
+
   it('fails an idle stream with IdleTimeoutError, counting the bytes seen', async () => {
     const src = new PassThrough()
     const keep = setInterval(() => {}, 100)

@@ -250,7 +250,7 @@ function idleTable(mode, n) {
       'RSS growth MiB': fmt(r.rssMiB, 1),
       'idle CPU ms/s': fmt(r.cpuMsPerSec, 2),
       'CPU over no guard ms/s': r === base ? '-' : fmt(r.cpuMsPerSec - base.cpuMsPerSec, 2),
-      'tick ms': r.kind === 'shared' ? r.ticker.tickMs : '-',
+      'tick ms': r.kind === 'shared' ? r.ticker.tickPeriodsMs.join(', ') : '-',
     })
   }
   return { rows, tickNs: results[1].tickNsPerGuard }

@@ -3,9 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
  * Limits shared by `guard`, `guardRequest`, `readBody` and `guardWebStream`. Every limit is off
- * unless given. Time limits are checked by one shared ticker (period: a quarter of the smallest
- * time limit, an eighth of the rate window, clamped to 10–250 ms), so a limit fires between
- * `limit` and `limit` + 2 ticks. Time during which the consumer applies backpressure does not
+ * unless given. Time limits are checked by shared tickers, not per-stream timers (period: a
+ * quarter of the guard's smallest time limit or an eighth of its rate window, rounded down to a
+ * power of two within 16–1024 ms), so a limit fires between `limit` and `limit` + 2 ticks. Time during which the consumer applies backpressure does not
  * count towards `idleTimeoutMs` or the rate; `deadlineMs` counts wall time. The clock starts when
  * the guard is created.
  */
@@ -100,5 +100,5 @@ export interface Budget {
 /** A time budget of `ms` for loops and parsers; `options.signal` links a parent signal. */
 export declare function budget(ms: number, options?: WithTimeoutOptions): Budget
 
-/** The shared ticker's state: how many guards it visits and its period in ms (0 when stopped). */
-export declare function streamGuardStats(): { activeGuards: number; tickMs: number }
+/** The shared tickers' state: how many guards they visit, and the tick periods in use in ms (ascending; empty when none runs). */
+export declare function streamGuardStats(): { activeGuards: number; tickPeriodsMs: number[] }
