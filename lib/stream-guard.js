@@ -9,9 +9,9 @@
 //   shared, unref'd interval (the "ticker") that visits each registered meter once per tick. A
 //   chunk costs one addition (no clock read, no timer refresh): the ticker notices that the byte
 //   count moved. Measured at 10,000 idle guarded streams / http connections (2-core machine under
-//   load): 2.8-5 ms of CPU per second for the ticker (57-280 ns per guard per tick, 1 tick/s with
-//   these limits) and ~650 bytes of heap per guard, against 27-51 ms/s and ~900 bytes for
-//   per-stream setTimeout/setInterval. Decision: no native timer. It would still have to enter
+//   load, three runs): 2.5-6.1 ms of CPU per second for the ticker (57-544 ns per guard per tick,
+//   ~1 tick/s with those limits) and 640-695 bytes of heap per guard, against 20-51 ms/s and
+//   880-933 bytes for per-stream setTimeout/setInterval. Decision: no native timer. It would still have to enter
 //   JavaScript to destroy a stream, and it could only learn a stream's byte count and
 //   backpressure state if JavaScript wrote them somewhere on every chunk; what is left of the
 //   ticker's cost is touching each guard's memory once per tick, which a native scanner pays the
