@@ -8,4 +8,5 @@ module.exports = {
   ...require('./lib/loop-delay'),
   ...require('./lib/stall'),
   ...require('./lib/memory'),
+  ...require('./lib/stream-guard'),
 }

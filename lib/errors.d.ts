@@ -28,3 +28,66 @@ export declare class AbortError extends BulwarkError {
   readonly name: 'AbortError'
   readonly code: 'ERR_BULWARK_ABORTED'
 }
+
+// --- stream guards
+
+/** Fields every stream-guard error carries. */
+export interface StreamGuardErrorDetails {
+  /** Bytes seen when the limit was hit (for a byte limit: including the chunk that crossed it). */
+  readonly bytes: number
+  /** Milliseconds since the guard started. */
+  readonly elapsedMs: number
+  /** The limit that was crossed: bytes for 413, milliseconds for deadline/idle, bytes/s for too slow. */
+  readonly limit: number
+  /** raw-body compatible: `'entity.too.large'` or `'request.timeout'`. */
+  readonly type: string
+  /** raw-body/http-errors compatible: the message is safe to show to the client. Always `true`. */
+  readonly expose: true
+}
+/** A body (declared by `Content-Length` or received) is larger than `maxBytes`. */
+export declare class PayloadTooLargeError extends BulwarkError implements StreamGuardErrorDetails {
+  readonly code: 'ERR_BULWARK_PAYLOAD_TOO_LARGE'
+  readonly statusCode: 413
+  readonly bytes: number
+  readonly elapsedMs: number
+  readonly limit: number
+  readonly type: 'entity.too.large'
+  readonly expose: true
+  /** The declared `Content-Length`, when the request was rejected from it before reading a byte. */
+  readonly expected?: number
+}
+/** Base of the 408 stream-guard errors (`DeadlineError`, `IdleTimeoutError`, `TooSlowError`). */
+export declare class RequestTimeoutError extends BulwarkError implements StreamGuardErrorDetails {
+  readonly code: 'ERR_BULWARK_DEADLINE' | 'ERR_BULWARK_IDLE' | 'ERR_BULWARK_TOO_SLOW'
+  readonly statusCode: 408
+  readonly bytes: number
+  readonly elapsedMs: number
+  readonly limit: number
+  readonly type: 'request.timeout'
+  readonly expose: true
+}
+/** The whole transfer took longer than `deadlineMs`. */
+export declare class DeadlineError extends RequestTimeoutError {
+  readonly code: 'ERR_BULWARK_DEADLINE'
+}
+/** No byte arrived for `idleTimeoutMs` (time the consumer applied backpressure does not count). */
+export declare class IdleTimeoutError extends RequestTimeoutError {
+  readonly code: 'ERR_BULWARK_IDLE'
+}
+/** After `graceMs`, the rate over the sliding window fell below `minBytesPerSecond`. */
+export declare class TooSlowError extends RequestTimeoutError {
+  readonly code: 'ERR_BULWARK_TOO_SLOW'
+  /** The measured rate in bytes per second. */
+  readonly rate: number
+  /** The span of unpaused time the rate was measured over, in milliseconds. */
+  readonly windowMs: number
+}
+/** `withTimeout()` or `budget()` ran out of time. */
+export declare class TimeoutError extends BulwarkError {
+  readonly name: 'TimeoutError'
+  readonly code: 'ERR_BULWARK_TIMEOUT'
+  /** The time limit in milliseconds. */
+  readonly timeoutMs: number
+  /** Milliseconds elapsed when the error was created. */
+  readonly elapsedMs: number
+}

@@ -32,6 +32,43 @@ const AbortError = defineError('AbortError', {
   defaultMessage: 'The operation was aborted',
 })
 
+// --- stream guards ----------------------------------------------------------------------------
+// Thrown by guard(), guardRequest(), readBody() and guardWebStream() (lib/stream-guard.js). Each
+// carries `bytes` (bytes seen, including the chunk that crossed a byte limit), `elapsedMs` and
+// `limit`, plus raw-body's `type`/`expose` fields so Express-style error handlers work unchanged.
+
+const PayloadTooLargeError = defineError('PayloadTooLargeError', {
+  code: 'ERR_BULWARK_PAYLOAD_TOO_LARGE',
+  statusCode: 413,
+  defaultMessage: 'The request body is larger than the limit',
+})
+// Base of the three 408 errors below; never thrown itself, use it for `instanceof` checks.
+const RequestTimeoutError = defineError('RequestTimeoutError', {
+  statusCode: 408,
+  defaultMessage: 'The request body took too long',
+})
+const DeadlineError = defineError('DeadlineError', {
+  base: RequestTimeoutError,
+  code: 'ERR_BULWARK_DEADLINE',
+  defaultMessage: 'The transfer did not finish within its deadline',
+})
+const IdleTimeoutError = defineError('IdleTimeoutError', {
+  base: RequestTimeoutError,
+  code: 'ERR_BULWARK_IDLE',
+  defaultMessage: 'No data arrived within the idle timeout',
+})
+const TooSlowError = defineError('TooSlowError', {
+  base: RequestTimeoutError,
+  code: 'ERR_BULWARK_TOO_SLOW',
+  defaultMessage: 'Data arrived below the minimum rate',
+})
+// withTimeout() and budget(): a time limit that is not about an HTTP body (no statusCode).
+// Named like the DOMException AbortSignal.timeout() uses, so `err.name === 'TimeoutError'` holds.
+const TimeoutError = defineError('TimeoutError', {
+  code: 'ERR_BULWARK_TIMEOUT',
+  defaultMessage: 'The operation timed out',
+})
+
 module.exports = {
   BulwarkError,
   InvalidArgError,
@@ -39,4 +76,10 @@ module.exports = {
   ClosedError,
   InternalError,
   AbortError,
+  PayloadTooLargeError,
+  RequestTimeoutError,
+  DeadlineError,
+  IdleTimeoutError,
+  TooSlowError,
+  TimeoutError,
 }
