@@ -32,6 +32,15 @@ const AbortError = defineError('AbortError', {
   defaultMessage: 'The operation was aborted',
 })
 
+// --- pressure gate ---------------------------------------------------------------------------
+
+// What the gate answers rejected requests with (its JSON body carries this code).
+const OverloadedError = defineError('OverloadedError', {
+  code: 'ERR_BULWARK_OVERLOADED',
+  statusCode: 503,
+  defaultMessage: 'Service Unavailable',
+})
+
 module.exports = {
   BulwarkError,
   InvalidArgError,
@@ -39,4 +48,5 @@ module.exports = {
   ClosedError,
   InternalError,
   AbortError,
+  OverloadedError,
 }
