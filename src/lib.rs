@@ -10,6 +10,8 @@
 
 mod env_state;
 mod error;
+mod loop_delay;
+mod loop_hooks;
 mod runtime;
 
 use napi::{bindgen_prelude::Object, Env};
