@@ -3,3 +3,4 @@
 export * from './lib/errors'
 export * from './lib/runtime'
 export * from './lib/loop-delay'
+export * from './lib/pressure'

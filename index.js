@@ -6,4 +6,5 @@ module.exports = {
   ...require('./lib/errors'),
   ...require('./lib/runtime'),
   ...require('./lib/loop-delay'),
+  ...require('./lib/pressure'),
 }

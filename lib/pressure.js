@@ -13,14 +13,9 @@
 //   once the loop is free again, so `listenHealth()` answers from a native thread on its own port:
 //   503 *while* the loop is stuck.
 
-const {
-  validateObject,
-  validateNumber,
-  validateFunction,
-  validateString,
-  validateBoolean,
-} = require('./validate')
-const { OverloadedError, ClosedError } = require('./errors')
+const { performance } = require('node:perf_hooks')
+const { validateObject, validateNumber, validateFunction, validateString, validateOneOf } = require('./validate')
+const { ClosedError } = require('./errors')
 const sources = require('./pressure-sources')
 
 const SERVICE_UNAVAILABLE = 503
@@ -63,15 +58,17 @@ class PressureGate {
   #rejected = 0
   #admitted = 0
   #closed = false
+  #healthListeners = new Set()
+  // isOverloaded() re-evaluates at most once per millisecond: the native readings it compares
+  // move no faster than that, and a burst of requests then costs one evaluation.
+  #evaluatedAt = -Infinity
+  #overloaded = false
 
   constructor(options) {
     options = validateObject(options, 'options')
     const recoverBelow = validateNumber(options.recoverBelow, 'recoverBelow', { min: 0, max: 1, fallback: 0.8 })
-    const windowMs = validateNumber(options.windowMs, 'windowMs', { min: 10, max: 600_000, fallback: 1000 })
-    const percentile = options.eventLoopDelayPercentile ?? 'max'
-    if (percentile !== 'max') {
-      validateNumber(percentile, 'eventLoopDelayPercentile', { min: 0, max: 100 })
-    }
+    // The loop hook keeps the max and the p99 of its one-second window.
+    const percentile = validateOneOf(options.eventLoopDelayPercentile, 'eventLoopDelayPercentile', ['max', 99], 'max')
     this.#retryAfter = validateNumber(options.retryAfter, 'retryAfter', { min: 0, integer: true, fallback: 10 })
     this.#message = validateString(options.message, 'message', 'Service Unavailable')
     this.#healthCheck = validateFunction(options.healthCheck, 'healthCheck', { optional: true })
@@ -96,11 +93,8 @@ class PressureGate {
       }),
     }
     this.#sources = sources.open({
-      windowMs,
       percentile,
-      loop: options.loopMonitor,
       memory: options.memoryWatchdog,
-      needLoop: wanted.maxEventLoopDelay > 0 || wanted.maxEventLoopUtilization > 0,
       needMemory: wanted.maxHeapUsedBytes > 0 || wanted.maxRssBytes > 0 || wanted.maxContainerMemoryRatio > 0,
     })
     const s = this.#sources
@@ -145,6 +139,8 @@ class PressureGate {
       this.#checksHealthy = false
       this.#checkError = err?.message ?? String(err)
     }
+    this.#evaluatedAt = -Infinity
+    this.isOverloaded()
   }
 
   /** Runs the custom health check now and resolves once its result is in effect. */
@@ -153,18 +149,27 @@ class PressureGate {
     return this.#checksHealthy
   }
 
-  /** Whether new work should be rejected now. O(number of limits): native reads, no allocation. */
+  /** Whether new work should be rejected now: native reads and comparisons, no allocation. */
   isOverloaded() {
-    let overloaded = false
+    const now = performance.now()
+    if (now - this.#evaluatedAt < 1) return this.#overloaded
+    this.#evaluatedAt = now
+    this.#sources.refresh()
+    let overloaded = !this.#checksHealthy
     const limits = this.#limits
     for (let i = 0; i < limits.length; i++) {
       if (limits[i].update()) overloaded = true
     }
-    return overloaded || !this.#checksHealthy
+    if (overloaded !== this.#overloaded) {
+      this.#overloaded = overloaded
+      for (const listener of this.#healthListeners) listener.setReady(!overloaded)
+    }
+    return overloaded
   }
 
   /** Why the gate is (or is not) overloaded, with every value it compared. */
   status() {
+    this.#evaluatedAt = -Infinity
     const overloaded = this.isOverloaded()
     const reasons = []
     const values = {}
@@ -269,7 +274,7 @@ class PressureGate {
     for (const l of this.#limits) lines.push(`${prefix}_value{metric="${l.metric}"} ${l.value}`)
     lines.push(`# HELP ${prefix}_limit Limit of each metric.`, `# TYPE ${prefix}_limit gauge`)
     for (const l of this.#limits) lines.push(`${prefix}_limit{metric="${l.metric}"} ${l.limit}`)
-    const monitors = this.#sources.toPrometheus()
+    const monitors = this.#sources.toPrometheus(prefix)
     return `${lines.join('\n')}\n${monitors}`
   }
 
@@ -278,6 +283,8 @@ class PressureGate {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#healthTimer)
+    for (const listener of this.#healthListeners) listener.close()
+    this.#healthListeners.clear()
     this.#sources.close()
   }
 }
