@@ -7,4 +7,5 @@ module.exports = {
   ...require('./lib/runtime'),
   ...require('./lib/loop-delay'),
   ...require('./lib/pressure'),
+  ...require('./lib/memory'),
 }

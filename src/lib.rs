@@ -13,6 +13,7 @@ mod error;
 mod loop_delay;
 mod loop_hooks;
 mod pressure;
+mod memory;
 mod runtime;
 
 use napi::{bindgen_prelude::Object, Env};
