@@ -209,6 +209,28 @@ describe('the gate object', () => {
     expect(() => gate.listenHealth()).toThrow(ClosedError)
   })
 
+  it('sheds load on memory limits, read from the memory watchdog', async () => {
+    const { memoryWatchdog } = require('bulwark')
+    const gate = pressure({ maxRssBytes: 1024, maxHeapUsedBytes: 1e15 })
+    await sleep(300) // the first native sample
+    expect(gate.isOverloaded()).toBe(true)
+    const [reason] = gate.status().reasons
+    expect(reason).toMatchObject({ metric: 'rssBytes', limit: 1024, unit: 'bytes' })
+    expect(reason.value).toBeGreaterThan(1024 * 1024)
+    expect(gate.toPrometheus()).toMatch(/^bulwark_pressure_rss_bytes \d+$/m)
+    gate.close()
+
+    // A caller's watchdog is read, not stopped, by the gate.
+    const watchdog = memoryWatchdog({ limits: {}, leak: false })
+    const roomy = pressure({ maxRssBytes: 1e15, memoryWatchdog: watchdog })
+    await sleep(300)
+    expect(roomy.isOverloaded()).toBe(false)
+    expect(roomy.status().values.rssBytes).toBeGreaterThan(0)
+    roomy.close()
+    expect(watchdog.stats().rss).toBeGreaterThan(0)
+    watchdog.stop()
+  })
+
   it('does not keep the process alive, even with a health listener open', async () => {
     const script = `
       const { pressure } = require('bulwark')

@@ -19,17 +19,26 @@ const WINDOW_AGE = 5
 // The loop hook's rolling window; a window older than two of them means the loop sat idle.
 const WINDOW_MS = 1000
 
-function open({ percentile }) {
+// `memory` is a MemoryWatchdog to read (the caller's); when limits need one and none is given,
+// the gate starts its own with no levels of its own and stops it on close.
+function open({ percentile, memory, needMemory }) {
   const probe = callNative(() => new native.PressureProbe())
   const reading = new Float64Array(6)
   const servers = new Set()
   let readAt = -Infinity
+
+  let watchdog = memory
+  const ownWatchdog = needMemory && watchdog === undefined
+  if (ownWatchdog) watchdog = require('./memory').memoryWatchdog({ limits: {}, leak: false })
+  let mem = null
 
   function refresh() {
     const now = performance.now()
     if (now - readAt < 1) return
     readAt = now
     probe.read(reading)
+    // Reads the watchdog's last native sample (a Float64Array view, no native call).
+    if (watchdog !== undefined) mem = watchdog.stats()
   }
 
   const windowFresh = () => reading[WINDOW_AGE] <= 2 * WINDOW_MS
@@ -47,6 +56,10 @@ function open({ percentile }) {
     refresh,
     eventLoopDelayMs,
     eventLoopUtilization: () => (windowFresh() ? reading[WINDOW_UTILIZATION] : 0),
+    // Unknown values (no sample yet, no container limit) read as 0: never a reason to shed load.
+    heapUsedBytes: () => mem?.heapUsed ?? 0,
+    rssBytes: () => mem?.rss ?? 0,
+    containerMemoryRatio: () => mem?.containerRatio ?? 0,
     loopState() {
       refresh()
       return {
@@ -72,6 +85,15 @@ function open({ percentile }) {
     },
     // Gauges of what the gate reads, in Prometheus text format.
     toPrometheus(prefix) {
+      const memoryGauges = (p) => {
+        if (mem === null) return ''
+        const rows = [
+          ['rss_bytes', 'Resident set size (native sample).', mem.rss],
+          ['heap_used_bytes', 'V8 heap used.', mem.heapUsed],
+          ['container_memory_ratio', 'Container anonymous memory / container limit (0-1).', mem.containerRatio],
+        ].filter(([, , v]) => v != null)
+        return rows.map(([n, h, v]) => `# HELP ${p}_${n} ${h}\n# TYPE ${p}_${n} gauge\n${p}_${n} ${v}\n`).join('')
+      }
       refresh()
       const fresh = windowFresh()
       const rows = [
@@ -83,12 +105,13 @@ function open({ percentile }) {
       ]
       return rows
         .map(([name, help, value]) => `# HELP ${prefix}_${name} ${help}\n# TYPE ${prefix}_${name} gauge\n${prefix}_${name} ${value}\n`)
-        .join('')
+        .join('') + memoryGauges(prefix)
     },
     close() {
       for (const server of servers) server.close()
       servers.clear()
       probe.close()
+      if (ownWatchdog) watchdog.stop()
     },
   }
 }

@@ -1,11 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export interface PressureOptions {
-  /** Limit on event-loop delay in milliseconds (0 = no limit). Compared with `eventLoopDelayPercentile` of the per-iteration busy time over the last `windowMs`. Default `0`. */
+  /**
+   * Limit on event-loop delay in milliseconds (0 = no limit). With `eventLoopDelayPercentile: 'max'`
+   * the value is the longest of: the iteration in progress, the last completed iteration, and the
+   * longest iteration of the loop hook's last one-second window. Default `0`.
+   */
   maxEventLoopDelay?: number
-  /** Which statistic of the window `maxEventLoopDelay` applies to: `'max'` (default) or a percentile such as `99`. */
-  eventLoopDelayPercentile?: 'max' | number
-  /** Limit on event-loop utilisation over the last window, 0–1 (0 = no limit). Default `0`. */
+  /** `'max'` (default) or `99`: compare the window's p99 (and the iteration in progress) instead. */
+  eventLoopDelayPercentile?: 'max' | 99
+  /** Limit on event-loop utilisation over the last one-second window, 0–1 (0 = no limit). Default `0`. */
   maxEventLoopUtilization?: number
   /** Limit on V8 `heapUsed` in bytes (0 = no limit). Default `0`. */
   maxHeapUsedBytes?: number
@@ -13,14 +17,14 @@ export interface PressureOptions {
   maxRssBytes?: number
   /** Limit on container memory usage / container limit, 0–1 (0 = no limit; ignored without a container limit). Default `0`. */
   maxContainerMemoryRatio?: number
-  /** Length of the window the loop limits are computed over, in ms. Default `1000`. */
-  windowMs?: number
   /** A tripped limit recovers once its value is at or below `limit * recoverBelow` (hysteresis). Default `0.8`. */
   recoverBelow?: number
   /** Custom readiness check; resolving `false` or rejecting marks the gate overloaded until it passes again. */
   healthCheck?: () => boolean | Promise<boolean | unknown>
   /** How often `healthCheck` runs, in ms (on an unref'd timer). Default `5000`. */
   healthCheckInterval?: number
+  /** Memory watchdog to read memory values from. Default: the gate starts its own (no levels) when a memory limit is set, and stops it on `close()`. */
+  memoryWatchdog?: import('./memory').MemoryWatchdog
   /** Seconds sent in `Retry-After` with every 503. Default `10`. */
   retryAfter?: number
   /** `message` of the 503 JSON body. Default `'Service Unavailable'`. */
@@ -41,6 +45,8 @@ export interface PressureReason {
 export interface LoopState {
   /** How long the loop has been busy in the iteration in progress, in ms (0 while it waits for I/O). */
   blockedMs: number
+  /** Busy time of the last completed iteration, in ms. */
+  lastIterationMs: number
   /** Longest iteration in the last completed window, in ms. */
   windowMaxMs: number
   /** 99th percentile of iteration busy time in the last completed window, in ms. */
