@@ -18,6 +18,7 @@ const WINDOW_UTILIZATION = 4
 const WINDOW_AGE = 5
 // The loop hook's rolling window; a window older than two of them means the loop sat idle.
 const WINDOW_MS = 1000
+const MEMORY_REFRESH_MS = 50
 
 // `memory` is a MemoryWatchdog to read (the caller's); when limits need one and none is given,
 // the gate starts its own with no levels of its own and stops it on close.
@@ -31,14 +32,20 @@ function open({ percentile, memory, needMemory }) {
   const ownWatchdog = needMemory && watchdog === undefined
   if (ownWatchdog) watchdog = require('./memory').memoryWatchdog({ limits: {}, leak: false })
   let mem = null
+  let memReadAt = -Infinity
 
   function refresh() {
     const now = performance.now()
     if (now - readAt < 1) return
     readAt = now
     probe.read(reading)
-    // Reads the watchdog's last native sample (a Float64Array view, no native call).
-    if (watchdog !== undefined) mem = watchdog.stats()
+    // The watchdog's last native sample (a Float64Array view, no native call). Its sampler runs
+    // every `intervalMs` (100 ms by default), so reading it more often than every 50 ms would
+    // only allocate the same numbers again.
+    if (watchdog !== undefined && now - memReadAt >= MEMORY_REFRESH_MS) {
+      memReadAt = now
+      mem = watchdog.stats()
+    }
   }
 
   const windowFresh = () => reading[WINDOW_AGE] <= 2 * WINDOW_MS
