@@ -9,4 +9,5 @@ module.exports = {
   ...require('./lib/stall'),
   ...require('./lib/memory'),
   ...require('./lib/stream-guard'),
+  ...require('./lib/pressure'),
 }

@@ -67,6 +67,13 @@ const TooSlowError = defineError('TooSlowError', {
 const TimeoutError = defineError('TimeoutError', {
   code: 'ERR_BULWARK_TIMEOUT',
   defaultMessage: 'The operation timed out',
+// --- pressure gate ---------------------------------------------------------------------------
+
+// What the gate answers rejected requests with (its JSON body carries this code).
+const OverloadedError = defineError('OverloadedError', {
+  code: 'ERR_BULWARK_OVERLOADED',
+  statusCode: 503,
+  defaultMessage: 'Service Unavailable',
 })
 
 module.exports = {
@@ -82,4 +89,5 @@ module.exports = {
   IdleTimeoutError,
   TooSlowError,
   TimeoutError,
+  OverloadedError,
 }

@@ -12,6 +12,7 @@ mod env_state;
 mod error;
 mod loop_delay;
 mod loop_hooks;
+mod pressure;
 mod memory;
 mod runtime;
 mod stall;
