@@ -91,3 +91,11 @@ export declare class TimeoutError extends BulwarkError {
   /** Milliseconds elapsed when the error was created. */
   readonly elapsedMs: number
 }
+
+// --- pressure gate
+
+/** What the pressure gate's 503 answers carry (`code` in their JSON body). */
+export declare class OverloadedError extends BulwarkError {
+  readonly code: 'ERR_BULWARK_OVERLOADED'
+  readonly statusCode: 503
+}

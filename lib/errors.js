@@ -67,6 +67,8 @@ const TooSlowError = defineError('TooSlowError', {
 const TimeoutError = defineError('TimeoutError', {
   code: 'ERR_BULWARK_TIMEOUT',
   defaultMessage: 'The operation timed out',
+})
+
 // --- pressure gate ---------------------------------------------------------------------------
 
 // What the gate answers rejected requests with (its JSON body carries this code).

@@ -12,8 +12,8 @@ mod env_state;
 mod error;
 mod loop_delay;
 mod loop_hooks;
-mod pressure;
 mod memory;
+mod pressure;
 mod runtime;
 mod stall;
 
