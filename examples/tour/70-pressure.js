@@ -32,6 +32,9 @@ module.exports = {
   async tour(base, { log, pressureGate }) {
     const health = pressureGate.listenHealth({ stallMs: 500 })
     const statusOf = async (path) => (await fetch(`${base}${path}`)).status
+    // Earlier parts of the tour block the loop on purpose: start from a calm loop.
+    const calmBy = Date.now() + 5000
+    while ((await statusOf('/pressure/work')) === 503 && Date.now() < calmBy) await new Promise((r) => setTimeout(r, 100))
     log(`before: /pressure/work -> ${await statusOf('/pressure/work')}, /ready -> ${await statusOf('/ready')}`)
     await fetch(`${base}/pressure/hog?ms=1500`)
     const seen = []
