@@ -209,6 +209,24 @@ describe('the gate object', () => {
     expect(() => gate.listenHealth()).toThrow(ClosedError)
   })
 
+  it('registers prom-client metrics fed by the gate', async () => {
+    const promClient = require('prom-client')
+    const register = new promClient.Registry()
+    const gate = pressure({ maxEventLoopDelay: 10_000 })
+    gate.registerMetrics({ register, prefix: 'app_' })
+    const admit = gate.middleware()
+    admit({}, {}, () => {})
+    const text = await register.metrics()
+    expect(text).toMatch(/^app_bulwark_pressure_overloaded 0$/m)
+    expect(text).toMatch(/^app_bulwark_pressure_admitted_total 1$/m)
+    expect(text).toMatch(/^app_bulwark_pressure_rejected_total 0$/m)
+    expect(text).toMatch(/^app_bulwark_pressure_limit\{metric="eventLoopDelay"\} 10000$/m)
+    admit({}, {}, () => {})
+    expect(await register.metrics()).toMatch(/^app_bulwark_pressure_admitted_total 2$/m)
+    expect(() => gate.registerMetrics({ promClient: 'nope' })).toThrow(InvalidArgError)
+    gate.close()
+  })
+
   it('sheds load on memory limits, read from the memory watchdog', async () => {
     const { memoryWatchdog } = require('bulwark')
     const gate = pressure({ maxRssBytes: 1024, maxHeapUsedBytes: 1e15 })

@@ -57,4 +57,16 @@ function callNative(fn, ...args) {
   }
 }
 
-module.exports = { BulwarkError, defineError, fromNative, callNative }
+// The prom-client module for a collector: `opts.promClient` if given, else the installed one
+// (an optional peer dependency, required only here, never when bulwark loads).
+function promClientFrom(opts, caller) {
+  if (opts.promClient !== undefined) return opts.promClient
+  try {
+    return require('prom-client')
+  } catch (cause) {
+    const InvalidArg = classesByCode.get('ERR_BULWARK_INVALID_ARG')
+    throw new InvalidArg(`${caller} needs prom-client: install it or pass options.promClient`, { cause })
+  }
+}
+
+module.exports = { BulwarkError, defineError, fromNative, callNative, promClientFrom }

@@ -4,7 +4,7 @@
 // instead of sampling with a timer. Values are nanoseconds, like Node's IntervalHistogram.
 
 const native = require('./native')
-const { callNative } = require('./internal')
+const { callNative, promClientFrom } = require('./internal')
 const { InvalidArgError } = require('./errors')
 const { validateObject, validateNumber, validateBoolean, validateString } = require('./validate')
 
@@ -235,15 +235,7 @@ function loopPressure() {
 function loopDelayCollector(options) {
   const opts = validateObject(options, 'options')
   const prefix = validateString(opts.prefix, 'options.prefix', '')
-  let client = opts.promClient
-  if (client === undefined) {
-    try {
-      client = require('prom-client')
-    } catch (cause) {
-      throw new InvalidArgError('loopDelayCollector needs prom-client: install it or pass options.promClient', { cause })
-    }
-  }
-  validateObject(client, 'options.promClient')
+  const client = validateObject(promClientFrom(opts, 'loopDelayCollector'), 'options.promClient')
   const labels = validateObject(opts.labels, 'options.labels')
   const labelNames = Object.keys(labels)
   const monitor = opts.monitor instanceof EventLoopDelayHistogram ? opts.monitor : monitorEventLoopDelay()

@@ -101,6 +101,13 @@ export declare class PressureGate {
   listenHealth(options?: HealthListenOptions): HealthListener
   /** Prometheus text exposition of the gate and the monitors it reads. */
   toPrometheus(options?: { prefix?: string }): string
+  /**
+   * Registers prom-client metrics fed by this gate: `<prefix>bulwark_pressure_overloaded`,
+   * `…_rejected_total`, `…_admitted_total`, and `…_value` / `…_limit` labelled by `metric`.
+   * prom-client is an optional peer dependency (or pass `promClient`); throws `InvalidArgError`
+   * when it is neither installed nor given.
+   */
+  registerMetrics(options?: { promClient?: unknown; register?: unknown; prefix?: string }): void
   /** Stops the health-check timer and the monitors the gate started. Idempotent. */
   close(): void
 }

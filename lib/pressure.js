@@ -16,6 +16,7 @@
 const { performance } = require('node:perf_hooks')
 const { validateObject, validateNumber, validateFunction, validateString, validateOneOf } = require('./validate')
 const { ClosedError } = require('./errors')
+const { promClientFrom } = require('./internal')
 const sources = require('./pressure-sources')
 
 const SERVICE_UNAVAILABLE = 503
@@ -276,6 +277,60 @@ class PressureGate {
     for (const l of this.#limits) lines.push(`${prefix}_limit{metric="${l.metric}"} ${l.limit}`)
     const monitors = this.#sources.toPrometheus(prefix)
     return `${lines.join('\n')}\n${monitors}`
+  }
+
+  /**
+   * Registers prom-client metrics fed by this gate (prom-client is an optional peer dependency):
+   * `<prefix>bulwark_pressure_overloaded`, `…_rejected_total`, `…_admitted_total`, and
+   * `…_value` / `…_limit` labelled by `metric`. Values are read when prom-client collects.
+   */
+  registerMetrics(options) {
+    const opts = validateObject(options, 'options')
+    const prefix = validateString(opts.prefix, 'options.prefix', '')
+    const client = validateObject(promClientFrom(opts, 'registerMetrics'), 'options.promClient')
+    const registers = opts.register === undefined ? undefined : [opts.register]
+    const gate = this
+    const name = (n) => `${prefix}bulwark_pressure_${n}`
+    new client.Gauge({
+      name: name('overloaded'),
+      help: 'Whether the gate rejects new requests (1) or admits them (0).',
+      registers,
+      collect() {
+        this.set(gate.isOverloaded() ? 1 : 0)
+      },
+    })
+    // prom-client counters only go up by increments: add what happened since the last scrape.
+    const counted = { rejected: 0, admitted: 0 }
+    for (const [key, help] of [
+      ['rejected', 'Requests answered 503 by the gate.'],
+      ['admitted', 'Requests admitted by the gate.'],
+    ]) {
+      new client.Counter({
+        name: name(`${key}_total`),
+        help,
+        registers,
+        collect() {
+          const now = key === 'rejected' ? gate.#rejected : gate.#admitted
+          this.inc(now - counted[key])
+          counted[key] = now
+        },
+      })
+    }
+    for (const [key, help] of [
+      ['value', 'Current value of each limited metric.'],
+      ['limit', 'Limit of each metric.'],
+    ]) {
+      new client.Gauge({
+        name: name(key),
+        help,
+        labelNames: ['metric'],
+        registers,
+        collect() {
+          gate.isOverloaded()
+          for (const l of gate.#limits) this.set({ metric: l.metric }, key === 'value' ? l.value : l.limit)
+        },
+      })
+    }
   }
 
   /** Stops the health-check timer and the monitors the gate started itself. Idempotent. */
