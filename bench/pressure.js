@@ -94,7 +94,8 @@ async function main() {
   const u = median(results['under-pressure'].map((r) => r.firstShedMs))
   console.log(`\nTime to first 503: bulwark / under-pressure = ${fmt(b / u, 3)}`)
 
-  // Cost of isOverloaded(): the call a server makes per request.
+  // Cost of isOverloaded(): the call a server makes per request (4 limits: loop delay, loop
+  // utilisation, rss, heapUsed).
   const gate = pressure({ maxEventLoopDelay: 200, maxEventLoopUtilization: 0.99, maxRssBytes: 1e12, maxHeapUsedBytes: 1e12 })
   await new Promise((r) => setTimeout(r, 300))
   const perCall = nsPerCall(() => gate.isOverloaded(), { ms: 500 })
@@ -107,12 +108,20 @@ async function main() {
     evals.push(Number(process.hrtime.bigint() - t))
   }
   evals.sort((a, b) => a - b)
+  // Every call evaluating, hot: the gate's clock (performance.now) is advanced 2 ms per call so
+  // its 1 ms cache never answers; memory is then re-read every 25th call (its 50 ms cadence).
+  const realNow = performance.now
+  let fakeNow = realNow.call(performance)
+  performance.now = () => (fakeNow += 2)
+  const hotEval = nsPerCall(() => gate.isOverloaded(), { ms: 300, batch: 100 })
+  performance.now = realNow
   gate.close()
   console.log()
   printTable([
     { measure: 'isOverloaded(), back-to-back calls (ns/call)', value: fmt(perCall, 0) },
-    { measure: 'one full evaluation, p50 (ns)', value: fmt(percentile(evals, 50), 0) },
-    { measure: 'one full evaluation, p99 (ns)', value: fmt(percentile(evals, 99), 0) },
+    { measure: 'every call evaluates, hot (ns/call)', value: fmt(hotEval, 0) },
+    { measure: 'one evaluation after 1 ms of other work, p50 (ns)', value: fmt(percentile(evals, 50), 0) },
+    { measure: 'one evaluation after 1 ms of other work, p99 (ns)', value: fmt(percentile(evals, 99), 0) },
   ])
 }
 
