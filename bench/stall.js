@@ -62,7 +62,7 @@ async function main() {
       'max ms': fmt(lat.at(-1), 2),
     },
   ])
-  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 3 rounds)\n')
+  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 5 alternating rounds of 3 s)\n')
   const { off, on } = await compare('watchdog')
   printTable([
     { server: 'watchdog off', 'req/s': fmt(off, 0), ratio: '1.000' },

@@ -46,12 +46,12 @@ function load(port, { connections = 32, ms = 2500 } = {}) {
 }
 
 // Alternates off/on rounds; returns { off, on } in requests/s (medians of the rounds).
-async function compare(onMode, { rounds = 3, ms = 2000 } = {}) {
+async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
   const results = { off: [], on: [] }
   for (let r = 0; r < rounds; r++) {
     for (const mode of ['off', onMode]) {
       const { port, child } = await startServer(mode)
-      await load(port, { ms: 300 }) // warm-up
+      await load(port, { ms: 1000 }) // warm-up: JIT and connection set-up
       results[mode === 'off' ? 'off' : 'on'].push(await load(port, { ms }))
       child.kill()
     }

@@ -4,8 +4,10 @@ const http = require('node:http')
 const bulwark = require('../..')
 
 const mode = process.argv[2]
-if (mode === 'monitor') bulwark.monitorEventLoopDelay().enable()
-if (mode === 'watchdog') bulwark.watchdog({ thresholdMs: 100, log: true, onStall() {} })
+// Kept referenced for the whole run, so the measured server really has it enabled.
+if (mode === 'monitor') globalThis.monitor = bulwark.monitorEventLoopDelay()
+if (mode === 'monitor') globalThis.monitor.enable()
+if (mode === 'watchdog') globalThis.monitor = bulwark.watchdog({ thresholdMs: 100, log: true, onStall() {} })
 const body = JSON.stringify({ hello: 'world' })
 const server = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
