@@ -56,7 +56,10 @@ async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
       child.kill()
     }
   }
-  const median = (a) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)]
+  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
+  // Every round, in run order, so the spread behind the medians is visible.
+  const rounds_ = (a) => a.map((v) => Math.round(v)).join(' / ')
+  console.log(`rounds (req/s), off: ${rounds_(results.off)}; on: ${rounds_(results.on)}`)
   return { off: median(results.off), on: median(results.on) }
 }
 
