@@ -1,13 +1,9 @@
 'use strict'
 // Event-loop delay: per-iteration blocking time, a drop-in for perf_hooks.monitorEventLoopDelay.
 const { monitorEventLoopDelay, loopPressure } = require('../..')
+const { block } = require('../block')
 
 const monitor = monitorEventLoopDelay()
-
-function block(ms) {
-  const end = performance.now() + ms
-  while (performance.now() < end);
-}
 
 module.exports = {
   title: 'Event-loop delay: every iteration measured, nothing sampled',

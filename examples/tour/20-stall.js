@@ -2,6 +2,7 @@
 // Stall watchdog: a native thread sees the loop blocked while it is blocked and names the code.
 const { watchdog } = require('../..')
 
+// Its own function on purpose: the stack the watchdog captures names it.
 function slowHandler(ms) {
   const end = performance.now() + ms
   while (performance.now() < end);

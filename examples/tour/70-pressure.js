@@ -2,11 +2,7 @@
 // The pressure gate: under an injected CPU hog the demo sheds requests with 503 + Retry-After,
 // keeps answering its native liveness probe, and recovers once the hog is gone.
 const { pressure } = require('../..')
-
-function busyWait(ms) {
-  const end = performance.now() + ms
-  while (performance.now() < end);
-}
+const { block } = require('../block')
 
 module.exports = {
   title: 'Pressure gate: shed load with 503 under a CPU hog, then recover',
@@ -22,7 +18,7 @@ module.exports = {
       const ms = Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? 1500)
       const end = performance.now() + ms
       const step = () => {
-        busyWait(150)
+        block(150)
         if (performance.now() < end) setImmediate(step)
       }
       setImmediate(step)
