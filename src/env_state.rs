@@ -28,12 +28,10 @@ type Teardown = Box<dyn FnOnce()>;
 pub struct EnvState {
   /// Process-unique id of this instance (1 for the first load in the process).
   pub id: u64,
-  #[allow(dead_code)]
   teardown: Rc<RefCell<Vec<Teardown>>>,
 }
 
 impl EnvState {
-  #[allow(dead_code)] // the first callers are the capabilities that own threads
   /// Runs `f` when this environment shuts down (process exit or worker termination).
   pub fn on_teardown(&self, f: impl FnOnce() + 'static) {
     self.teardown.borrow_mut().push(Box::new(f));
