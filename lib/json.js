@@ -43,7 +43,6 @@ const ACTIONS = ['error', 'remove', 'ignore']
 const U32_MAX = 0xffffffff
 // Text copied into native memory per call while gathering a large body (~0.1 ms per MB).
 const COPY_CHUNK = 1 << 20
-const SLICE_UNITS = 64 * 1024
 
 const DEFAULTS = Object.freeze({
   maxBytes: 16 * 1024 * 1024,
@@ -58,6 +57,7 @@ const DEFAULTS = Object.freeze({
   sliceMs: 1,
   inlineBelow: 16 * 1024,
   timeoutMs: 0,
+  sliceSize: 64 * 1024,
 })
 
 const LIMIT_KEYS = ['maxBytes', 'maxDepth', 'maxKeys', 'maxArrayLength', 'maxStringLength', 'maxTotalNodes']
@@ -75,6 +75,7 @@ function parseCommon(options, base) {
   out.sliceMs = validateNumber(options.sliceMs, 'sliceMs', { min: 0.05, max: 1000, fallback: base.sliceMs })
   out.inlineBelow = validateNumber(options.inlineBelow, 'inlineBelow', { min: 0, integer: true, fallback: base.inlineBelow })
   out.timeoutMs = validateNumber(options.timeoutMs, 'timeoutMs', { min: 0, fallback: base.timeoutMs })
+  out.sliceSize = validateNumber(options.sliceSize, 'sliceSize', { min: 16, max: U32_MAX, integer: true, fallback: base.sliceSize })
   return out
 }
 
@@ -109,7 +110,7 @@ function nativeOptions(o, plan, select) {
     constructorAction: ACTIONS.indexOf(o.constructorAction),
     utf8Replace: o.invalidUtf8 === 'replace',
     plan,
-    sliceUnits: SLICE_UNITS,
+    sliceUnits: o.sliceSize,
     select,
   }
 }
