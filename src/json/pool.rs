@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::scan::{position, scan, Failure, ScanOptions};
 use crate::error::{BulwarkError, ErrorCode};
@@ -82,6 +82,8 @@ pub struct Pool {
   tx: Option<Sender<Queued>>,
   threads: Vec<JoinHandle<()>>,
   cancels: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
+  /// Keeps the channel connected even with no threads (tests).
+  _rx: Receiver<Queued>,
 }
 
 impl Pool {
@@ -125,6 +127,7 @@ impl Pool {
       tx: Some(tx),
       threads: handles,
       cancels,
+      _rx: rx,
     })
   }
 
@@ -220,7 +223,7 @@ mod tests {
     assert!(got[0].result.is_ok());
     let err = got[1].result.as_ref().unwrap_err();
     assert_eq!(err.code, ErrorCode::JsonSyntax);
-    assert_eq!((err.position, err.line, err.column), (8, 2, 2));
+    assert_eq!((err.position, err.line, err.column), (7, 2, 2));
     pool.close();
     assert_eq!(
       pool.submit(job(3, "1")).unwrap_err().code,

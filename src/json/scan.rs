@@ -1078,3 +1078,193 @@ impl<'a, U: Unit> Scanner<'a, U> {
     Ok(())
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn check(text: &str, o: &ScanOptions) -> Result<Vec<u32>, Failure> {
+    let a = scan(text.as_bytes(), o, None);
+    let wide: Vec<u16> = text.encode_utf16().collect();
+    let b = scan(wide.as_slice(), o, None);
+    assert_eq!(a.is_ok(), b.is_ok(), "{text}");
+    if let (Err(x), Err(y)) = (&a, &b) {
+      assert_eq!(x.code, y.code, "{text}");
+    }
+    a
+  }
+
+  #[test]
+  fn accepts_what_json_parse_accepts() {
+    let o = ScanOptions::default();
+    for text in [
+      "0",
+      "-0",
+      "1e400",
+      "-1.5E-3",
+      " [ ] ",
+      "{}",
+      "\"\\ud800\"",
+      "{\"a\":[1,{\"b\":null}],\"a\":2}",
+      "\"é😀\"",
+      "[true,false,null]",
+      "12345678901234567890",
+    ] {
+      assert!(check(text, &o).is_ok(), "{text}");
+    }
+  }
+
+  #[test]
+  fn refuses_what_json_parse_refuses() {
+    let o = ScanOptions::default();
+    for text in [
+      "",
+      "[",
+      "[1,]",
+      "{\"a\"}",
+      "01",
+      "1.",
+      "-",
+      "+1",
+      "1e",
+      ".5",
+      "\"\\x\"",
+      "\"a\nb\"",
+      "[1]x",
+      "nul",
+      "{'a':1}",
+      "\"\\u12\"",
+    ] {
+      assert_eq!(
+        check(text, &o).unwrap_err().code,
+        ErrorCode::JsonSyntax,
+        "{text:?}"
+      );
+    }
+  }
+
+  #[test]
+  fn small_documents_are_one_value() {
+    let plan = check(" [1, 2] ", &ScanOptions::default()).unwrap();
+    assert_eq!(plan, vec![OP_VALUE, 1, 7, 0, OP_ROOT]);
+  }
+
+  #[test]
+  fn large_containers_are_split_into_bounded_runs() {
+    let o = ScanOptions {
+      slice_units: 16,
+      ..ScanOptions::default()
+    };
+    let text = "[1111,2222,3333,4444,5555,6666]";
+    let plan = check(text, &o).unwrap();
+    assert_eq!(plan[0], OP_BEGIN_ARR);
+    let mut i = 1;
+    while plan[i] == OP_ARR_RUN {
+      assert!(plan[i + 2] - plan[i + 1] <= 16);
+      i += 4;
+    }
+    assert_eq!(&plan[i..], &[OP_END, OP_ROOT]);
+  }
+
+  #[test]
+  fn finds_forbidden_keys_in_any_spelling() {
+    let o = ScanOptions::default();
+    for text in [
+      "{\"__proto__\":1}",
+      "[{\"\\u005f_proto__\":1}]",
+      "{\"\\u005F\\u005F\\u0070roto__\":1}",
+      "{\"constructor\":{\"prototype\":1}}",
+      "{\"constructor\":{\"protot\\u0079pe\":1}}",
+    ] {
+      assert_eq!(
+        check(text, &o).unwrap_err().code,
+        ErrorCode::JsonForbiddenKey,
+        "{text}"
+      );
+    }
+    assert!(check("{\"constructor\":{\"name\":1}}", &o).is_ok());
+    assert!(check("{\"constructor\":{\"prototype\":1},\"constructor\":2}", &o).is_ok());
+    let remove = ScanOptions {
+      proto_action: KeyAction::Remove,
+      ..ScanOptions::default()
+    };
+    let plan = check("{\"__proto__\":1}", &remove).unwrap();
+    assert_eq!(
+      plan,
+      vec![
+        OP_BEGIN_OBJ,
+        OP_OBJ_RUN,
+        1,
+        14,
+        0,
+        OP_DELETE,
+        0,
+        OP_END,
+        OP_ROOT
+      ]
+    );
+  }
+
+  #[test]
+  fn limits() {
+    let lim = |f: fn(&mut ScanOptions)| {
+      let mut o = ScanOptions::default();
+      f(&mut o);
+      o
+    };
+    let deep = lim(|o| o.max_depth = 2);
+    assert!(check("[[1]]", &deep).is_ok());
+    assert_eq!(
+      check("[[[1]]]", &deep).unwrap_err().code,
+      ErrorCode::JsonTooDeep
+    );
+    let keys = lim(|o| o.max_keys = 1);
+    assert_eq!(
+      check("{\"a\":1,\"a\":2}", &keys).unwrap_err().code,
+      ErrorCode::JsonTooManyKeys
+    );
+    let arr = lim(|o| o.max_array_length = 2);
+    assert_eq!(
+      check("[1,2,3]", &arr).unwrap_err().code,
+      ErrorCode::JsonArrayTooLong
+    );
+    let s = lim(|o| o.max_string_length = 2);
+    assert!(check("\"\\u00e9\\n\"", &s).is_ok());
+    assert_eq!(
+      check("\"😀x\"", &s).unwrap_err().code,
+      ErrorCode::JsonStringTooLong
+    );
+    let nodes = lim(|o| o.max_total_nodes = 2);
+    assert_eq!(
+      check("[1,2]", &nodes).unwrap_err().code,
+      ErrorCode::JsonTooManyNodes
+    );
+    let bytes = lim(|o| o.max_bytes = 3);
+    assert_eq!(
+      check("\"éé\"", &bytes).unwrap_err().code,
+      ErrorCode::JsonTooLarge
+    );
+  }
+
+  #[test]
+  fn invalid_utf8_is_refused_unless_replaced() {
+    let text = b"[\"a\xff\"]";
+    let err = scan(&text[..], &ScanOptions::default(), None).unwrap_err();
+    assert_eq!((err.code, err.offset), (ErrorCode::JsonInvalidUtf8, 3));
+    let replace = ScanOptions {
+      utf8_replace: true,
+      ..ScanOptions::default()
+    };
+    assert!(scan(&text[..], &replace, None).is_ok());
+  }
+
+  #[test]
+  fn positions_are_js_string_indices() {
+    let text = "{\n \"é😀\": x}";
+    let err = scan(text.as_bytes(), &ScanOptions::default(), None).unwrap_err();
+    assert_eq!(position(text.as_bytes(), err.offset), (10, 2, 9));
+    let wide: Vec<u16> = text.encode_utf16().collect();
+    let err = scan(wide.as_slice(), &ScanOptions::default(), None).unwrap_err();
+    assert_eq!(position(wide.as_slice(), err.offset), (10, 2, 9));
+  }
+}
