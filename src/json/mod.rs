@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Either, Function, Uint32Array, Uint8Array, Utf16String};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::{Env, JsString, JsValue, Status};
 use napi_derive::napi;
 
 use crate::env_state;
@@ -181,15 +181,39 @@ impl JsonInput {
     }
   }
 
+  /// Appends a string's UTF-16 units, written straight into the job's buffer (one copy).
   #[napi]
-  pub fn push_string(&mut self, chunk: Utf16String) -> Result<()> {
-    match &mut self.input {
-      Some(Input::Utf16(v)) => {
-        v.extend_from_slice(&chunk);
-        Ok(())
+  pub fn push_string(&mut self, env: Env, chunk: JsString) -> Result<()> {
+    let Some(Input::Utf16(v)) = &mut self.input else {
+      return Err(BulwarkError::invalid_arg("JsonInput does not take strings").into());
+    };
+    let fail = |what: &str| {
+      BulwarkError::new(
+        ErrorCode::Internal,
+        format!("napi_get_value_string_utf16 failed ({what})"),
+      )
+    };
+    // SAFETY: `chunk` is a live string of this environment (we are on its JS thread); the
+    // buffer handed to napi has room for `len` units plus the terminator napi writes.
+    unsafe {
+      let raw = chunk.raw();
+      let mut len = 0usize;
+      if napi::sys::napi_get_value_string_utf16(env.raw(), raw, std::ptr::null_mut(), 0, &mut len)
+        != napi::sys::Status::napi_ok
+      {
+        return Err(fail("length").into());
       }
-      _ => Err(BulwarkError::invalid_arg("JsonInput does not take strings").into()),
+      v.reserve(len + 1);
+      let mut written = 0usize;
+      let dst = v.as_mut_ptr().add(v.len());
+      if napi::sys::napi_get_value_string_utf16(env.raw(), raw, dst, len + 1, &mut written)
+        != napi::sys::Status::napi_ok
+      {
+        return Err(fail("copy").into());
+      }
+      v.set_len(v.len() + written.min(len));
     }
+    Ok(())
   }
 }
 
