@@ -531,7 +531,7 @@ class JsonPool {
       }
       return true
     }
-    if (total <= 4 * COPY_CHUNK) step(Infinity)
+    if (total <= COPY_CHUNK) step(Infinity)
     else
       schedule({
         sliceMs: job.o.sliceMs,
