@@ -160,7 +160,7 @@ pub struct JsonInput {
 #[napi]
 impl JsonInput {
   /// `wide`: the text is a JS string (UTF-16 units); otherwise UTF-8 bytes.
-  #[napi(constructor)]
+  #[napi(constructor, catch_unwind)]
   pub fn new(wide: bool, capacity: u32) -> Self {
     let input = if wide {
       Input::Utf16(Vec::with_capacity(capacity as usize))
@@ -170,7 +170,7 @@ impl JsonInput {
     JsonInput { input: Some(input) }
   }
 
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn push_bytes(&mut self, chunk: Uint8Array) -> Result<()> {
     match &mut self.input {
       Some(Input::Bytes(v)) => {
@@ -182,7 +182,7 @@ impl JsonInput {
   }
 
   /// Appends a string's UTF-16 units, written straight into the job's buffer (one copy).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn push_string(&mut self, env: Env, chunk: JsString) -> Result<()> {
     let Some(Input::Utf16(v)) = &mut self.input else {
       return Err(BulwarkError::invalid_arg("JsonInput does not take strings").into());
@@ -259,7 +259,7 @@ pub struct NativeJsonPool {
 #[napi]
 impl NativeJsonPool {
   /// `on_outcome` receives every finished, non-cancelled job.
-  #[napi(constructor)]
+  #[napi(constructor, catch_unwind)]
   pub fn new(
     env: Env,
     threads: u32,
@@ -315,7 +315,7 @@ impl NativeJsonPool {
     Ok(())
   }
 
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn cancel(&self, id: u32) {
     if let Some(pool) = &self.core.lock().unwrap().pool {
       pool.cancel(id);
@@ -323,7 +323,7 @@ impl NativeJsonPool {
   }
 
   /// Keeps the process alive while work is in flight (`true`) or not (`false`).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn set_ref(&self, env: Env, referred: bool) -> Result<()> {
     let core = self.core.lock().unwrap();
     if let Some(tsfn) = core.tsfn.as_ref() {
@@ -349,7 +349,7 @@ impl NativeJsonPool {
     Ok(())
   }
 
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn queue_depth(&self) -> u32 {
     self
       .core
@@ -361,7 +361,7 @@ impl NativeJsonPool {
   }
 
   /// Stops the threads (cancelling queued and running scans) and releases the callback.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close(&self) {
     self.core.lock().unwrap().close();
   }

@@ -105,7 +105,20 @@ impl Pool {
               cancels.lock().unwrap().remove(&q.job.id);
               continue;
             }
-            let result = run(&q.job.input, &q.job.options, Some(&q.cancel));
+            // A panic in the scan (a bug) fails this job only; the thread keeps serving.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+              run(&q.job.input, &q.job.options, Some(&q.cancel))
+            }))
+            .unwrap_or_else(|_| {
+              Err(Located {
+                code: ErrorCode::Internal,
+                message: "bulwark internal error: the JSON scan panicked".to_string(),
+                position: 0,
+                line: 1,
+                column: 1,
+                limit: None,
+              })
+            });
             let parse_ns = started.elapsed().as_nanos() as f64;
             cancels.lock().unwrap().remove(&q.job.id);
             if q.cancel.load(Ordering::Relaxed) {
