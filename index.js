@@ -10,4 +10,5 @@ module.exports = {
   ...require('./lib/memory'),
   ...require('./lib/stream-guard'),
   ...require('./lib/pressure'),
+  ...require('./lib/json'),
 }

@@ -99,3 +99,83 @@ export declare class OverloadedError extends BulwarkError {
   readonly code: 'ERR_BULWARK_OVERLOADED'
   readonly statusCode: 503
 }
+// --- json
+/** Where a JSON text was refused: `position` is the JS string index, like `JSON.parse`'s. */
+interface JsonErrorPosition {
+  readonly position: number
+  readonly line: number
+  readonly column: number
+}
+/** Text that `JSON.parse` would refuse. Also `instanceof SyntaxError`. */
+export declare class JsonSyntaxError extends SyntaxError implements JsonErrorPosition {
+  readonly code: 'ERR_BULWARK_JSON_SYNTAX'
+  readonly statusCode: 400
+  readonly position: number
+  readonly line: number
+  readonly column: number
+}
+/** A Buffer that is not valid UTF-8 (with `invalidUtf8: 'error'`). Also `instanceof SyntaxError`. */
+export declare class JsonInvalidUtf8Error extends SyntaxError implements JsonErrorPosition {
+  readonly code: 'ERR_BULWARK_JSON_INVALID_UTF8'
+  readonly statusCode: 400
+  readonly position: number
+  readonly line: number
+  readonly column: number
+}
+/** A `__proto__` key, or `constructor` with a `prototype` key, with action `'error'`. Also `instanceof SyntaxError`. */
+export declare class JsonForbiddenKeyError extends SyntaxError implements JsonErrorPosition {
+  readonly code: 'ERR_BULWARK_JSON_FORBIDDEN_KEY'
+  readonly statusCode: 400
+  readonly position: number
+  readonly line: number
+  readonly column: number
+}
+/** Base of the JSON limit errors; `limit` is the limit that was exceeded. */
+export declare class JsonLimitError extends BulwarkError implements JsonErrorPosition {
+  readonly statusCode: 400 | 413
+  readonly limit: number
+  readonly position: number
+  readonly line: number
+  readonly column: number
+}
+/** More than `maxBytes`. */
+export declare class JsonTooLargeError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_TOO_LARGE'
+  readonly statusCode: 413
+}
+/** Deeper than `maxDepth`. */
+export declare class JsonTooDeepError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_TOO_DEEP'
+  readonly statusCode: 400
+}
+/** An object with more than `maxKeys` keys. */
+export declare class JsonTooManyKeysError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_TOO_MANY_KEYS'
+  readonly statusCode: 400
+}
+/** An array longer than `maxArrayLength`. */
+export declare class JsonArrayTooLongError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_ARRAY_TOO_LONG'
+  readonly statusCode: 400
+}
+/** A string or key longer than `maxStringLength`. */
+export declare class JsonStringTooLongError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_STRING_TOO_LONG'
+  readonly statusCode: 400
+}
+/** More than `maxTotalNodes` values. */
+export declare class JsonTooManyNodesError extends JsonLimitError {
+  readonly code: 'ERR_BULWARK_JSON_TOO_MANY_NODES'
+  readonly statusCode: 400
+}
+/** The pool's queue is full (`maxQueue`). */
+export declare class PoolOverloadedError extends BulwarkError {
+  readonly code: 'ERR_BULWARK_POOL_OVERLOADED'
+  readonly statusCode: 503
+}
+/** A parse took longer than its `timeoutMs`; `timeoutMs` is set. */
+export declare class JsonTimeoutError extends BulwarkError {
+  readonly code: 'ERR_BULWARK_JSON_TIMEOUT'
+  readonly statusCode: 503
+  readonly timeoutMs: number
+}

@@ -93,3 +93,74 @@ module.exports = {
   TimeoutError,
   OverloadedError,
 }
+
+// --- json -----------------------------------------------------------------------------------
+// Refusals of the JSON pool (lib/json.js). Text `JSON.parse` would refuse, bad UTF-8 and
+// forbidden keys are also `SyntaxError`s (what `JSON.parse` and secure-json-parse throw); the
+// limit errors share `JsonLimitError` and carry `limit`. All carry `position`, `line`, `column`
+// where the text was refused.
+const JsonSyntaxError = defineError('JsonSyntaxError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_JSON_SYNTAX',
+  statusCode: 400,
+})
+const JsonInvalidUtf8Error = defineError('JsonInvalidUtf8Error', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_JSON_INVALID_UTF8',
+  statusCode: 400,
+})
+const JsonForbiddenKeyError = defineError('JsonForbiddenKeyError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_JSON_FORBIDDEN_KEY',
+  statusCode: 400,
+})
+const JsonLimitError = defineError('JsonLimitError', { statusCode: 400 })
+const JsonTooLargeError = defineError('JsonTooLargeError', {
+  base: JsonLimitError,
+  code: 'ERR_BULWARK_JSON_TOO_LARGE',
+  statusCode: 413,
+})
+const JsonTooDeepError = defineError('JsonTooDeepError', { base: JsonLimitError, code: 'ERR_BULWARK_JSON_TOO_DEEP', statusCode: 400 })
+const JsonTooManyKeysError = defineError('JsonTooManyKeysError', {
+  base: JsonLimitError,
+  code: 'ERR_BULWARK_JSON_TOO_MANY_KEYS',
+  statusCode: 400,
+})
+const JsonArrayTooLongError = defineError('JsonArrayTooLongError', {
+  base: JsonLimitError,
+  code: 'ERR_BULWARK_JSON_ARRAY_TOO_LONG',
+  statusCode: 400,
+})
+const JsonStringTooLongError = defineError('JsonStringTooLongError', {
+  base: JsonLimitError,
+  code: 'ERR_BULWARK_JSON_STRING_TOO_LONG',
+  statusCode: 400,
+})
+const JsonTooManyNodesError = defineError('JsonTooManyNodesError', {
+  base: JsonLimitError,
+  code: 'ERR_BULWARK_JSON_TOO_MANY_NODES',
+  statusCode: 400,
+})
+const PoolOverloadedError = defineError('PoolOverloadedError', {
+  code: 'ERR_BULWARK_POOL_OVERLOADED',
+  statusCode: 503,
+  defaultMessage: 'The pool is overloaded',
+})
+const JsonTimeoutError = defineError('JsonTimeoutError', {
+  code: 'ERR_BULWARK_JSON_TIMEOUT',
+  statusCode: 503,
+  defaultMessage: 'The JSON parse timed out',
+})
+
+module.exports.JsonSyntaxError = JsonSyntaxError
+module.exports.JsonInvalidUtf8Error = JsonInvalidUtf8Error
+module.exports.JsonForbiddenKeyError = JsonForbiddenKeyError
+module.exports.JsonLimitError = JsonLimitError
+module.exports.JsonTooLargeError = JsonTooLargeError
+module.exports.JsonTooDeepError = JsonTooDeepError
+module.exports.JsonTooManyKeysError = JsonTooManyKeysError
+module.exports.JsonArrayTooLongError = JsonArrayTooLongError
+module.exports.JsonStringTooLongError = JsonStringTooLongError
+module.exports.JsonTooManyNodesError = JsonTooManyNodesError
+module.exports.PoolOverloadedError = PoolOverloadedError
+module.exports.JsonTimeoutError = JsonTimeoutError

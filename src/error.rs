@@ -23,6 +23,27 @@ pub enum ErrorCode {
   Closed,
   /// A bug in bulwark: a broken invariant or an unexpected failure of the host.
   Internal,
+  // --- json
+  /// Text that `JSON.parse` would refuse (a `SyntaxError` in JS, statusCode 400).
+  JsonSyntax,
+  /// A Buffer that is not valid UTF-8 (statusCode 400).
+  JsonInvalidUtf8,
+  /// A `__proto__` key, or a `constructor` key whose value has a `prototype` key (400).
+  JsonForbiddenKey,
+  /// More bytes than `maxBytes` (413).
+  JsonTooLarge,
+  /// Nesting deeper than `maxDepth` (400).
+  JsonTooDeep,
+  /// An object with more keys than `maxKeys` (400).
+  JsonTooManyKeys,
+  /// An array longer than `maxArrayLength` (400).
+  JsonArrayTooLong,
+  /// A string or key longer than `maxStringLength` (400).
+  JsonStringTooLong,
+  /// More values than `maxTotalNodes` (400).
+  JsonTooManyNodes,
+  /// The pool's queue is full (503).
+  PoolOverloaded,
 }
 
 impl ErrorCode {
@@ -32,6 +53,17 @@ impl ErrorCode {
       ErrorCode::OutOfRange => "ERR_BULWARK_OUT_OF_RANGE",
       ErrorCode::Closed => "ERR_BULWARK_CLOSED",
       ErrorCode::Internal => "ERR_BULWARK_INTERNAL",
+      // --- json
+      ErrorCode::JsonSyntax => "ERR_BULWARK_JSON_SYNTAX",
+      ErrorCode::JsonInvalidUtf8 => "ERR_BULWARK_JSON_INVALID_UTF8",
+      ErrorCode::JsonForbiddenKey => "ERR_BULWARK_JSON_FORBIDDEN_KEY",
+      ErrorCode::JsonTooLarge => "ERR_BULWARK_JSON_TOO_LARGE",
+      ErrorCode::JsonTooDeep => "ERR_BULWARK_JSON_TOO_DEEP",
+      ErrorCode::JsonTooManyKeys => "ERR_BULWARK_JSON_TOO_MANY_KEYS",
+      ErrorCode::JsonArrayTooLong => "ERR_BULWARK_JSON_ARRAY_TOO_LONG",
+      ErrorCode::JsonStringTooLong => "ERR_BULWARK_JSON_STRING_TOO_LONG",
+      ErrorCode::JsonTooManyNodes => "ERR_BULWARK_JSON_TOO_MANY_NODES",
+      ErrorCode::PoolOverloaded => "ERR_BULWARK_POOL_OVERLOADED",
     }
   }
 }
@@ -105,6 +137,17 @@ mod tests {
       ErrorCode::OutOfRange,
       ErrorCode::Closed,
       ErrorCode::Internal,
+      // --- json
+      ErrorCode::JsonSyntax,
+      ErrorCode::JsonInvalidUtf8,
+      ErrorCode::JsonForbiddenKey,
+      ErrorCode::JsonTooLarge,
+      ErrorCode::JsonTooDeep,
+      ErrorCode::JsonTooManyKeys,
+      ErrorCode::JsonArrayTooLong,
+      ErrorCode::JsonStringTooLong,
+      ErrorCode::JsonTooManyNodes,
+      ErrorCode::PoolOverloaded,
     ] {
       assert!(code.as_str().starts_with("ERR_BULWARK_"), "{code:?}");
     }

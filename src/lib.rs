@@ -14,6 +14,7 @@ mod loop_delay;
 mod loop_hooks;
 mod memory;
 mod pressure;
+mod json;
 mod runtime;
 mod stall;
 

@@ -1,0 +1,233 @@
+'use strict'
+// `npm run bench -- json`: what parsing a JSON body costs the event loop, side by side.
+//
+// For twitter / citm_catalog / canada and two generated 20 MB documents (API-like objects, and
+// numbers), each method parses the document; we report
+//   main ms   main-thread busy time (event-loop utilization `active`, i.e. everything the JS
+//             thread did: decode, parse, deserialize, build), median of the runs
+//   ratio     main ms / the baseline (JSON.parse(buf.toString()) for Buffer input, JSON.parse
+//             for string input)
+//   stall ms  longest gap seen by an independent setImmediate probe while the parse ran
+//   GC ms     longest GC pause in that window (PerformanceObserver 'gc'), reported apart
+//   heap MB   heap kept alive by the result (after a full GC)
+//   wall ms   time until the value is available
+// Methods: JSON.parse (string), JSON.parse(buf.toString()), secure-json-parse (anchor), a worker
+// thread that parses and posts the object back (structured clone), bulwark (Buffer and string).
+// Run with --expose-gc (run-all does).
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { Worker } = require('node:worker_threads')
+const { performance, PerformanceObserver } = require('node:perf_hooks')
+const sjson = require('secure-json-parse')
+const { createJsonPool } = require('..')
+const { printTable, fmt } = require('./common')
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const dataDir = process.env.BULWARK_JSON_DATA ?? path.join(__dirname, '../../../shared/data/json')
+const gc = global.gc ?? (() => {})
+
+function rng(seed) {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = s
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function apiDoc(bytes) {
+  const r = rng(7)
+  const items = []
+  let size = 0
+  for (let i = 0; size < bytes; i++) {
+    const item = {
+      id: i,
+      uuid: `${Math.floor(r() * 1e9).toString(16)}-${i.toString(16)}`,
+      name: `user ${i} ${'é'.repeat(i % 3)}`,
+      email: `user${i}@example.com`,
+      active: r() < 0.5,
+      score: Math.round(r() * 1e6) / 100,
+      tags: ['a', 'bb', 'ccc'].slice(0, 1 + (i % 3)),
+      address: { street: `${i} Main St`, city: 'Springfield', zip: String(10000 + (i % 90000)) },
+      created: new Date(1.6e12 + i * 1000).toISOString(),
+    }
+    const s = JSON.stringify(item)
+    size += s.length + 1
+    items.push(s)
+  }
+  return `{"total":${items.length},"items":[${items.join(',')}]}`
+}
+
+function numbersDoc(bytes) {
+  const r = rng(11)
+  const parts = []
+  let size = 0
+  while (size < bytes) {
+    const row = [r() * 360 - 180, r() * 180 - 90, Math.floor(r() * 1e6)].map((n) => String(Math.round(n * 1e6) / 1e6))
+    const s = `[${row.join(',')}]`
+    size += s.length + 1
+    parts.push(s)
+  }
+  return `[${parts.join(',')}]`
+}
+
+// A worker that parses what it is sent and posts the object back (structured clone).
+function startWorker() {
+  const w = new Worker(
+    `const { parentPort } = require('node:worker_threads')
+     parentPort.on('message', (buf) => parentPort.postMessage(JSON.parse(Buffer.from(buf).toString())))`,
+    { eval: true },
+  )
+  return w
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+// Runs `fn` (sync or async) and measures main-thread busy time, wall time, and with `probe`,
+// the longest loop gap and GC pause.
+async function measure(fn, probe) {
+  await tick()
+  gc()
+  await tick()
+  let maxGap = 0
+  let maxGc = 0
+  let running = true
+  let obs
+  if (probe) {
+    obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.duration > maxGc) maxGc = e.duration
+    })
+    obs.observe({ entryTypes: ['gc'] })
+    let last = performance.now()
+    const loop = () => {
+      const now = performance.now()
+      if (now - last > maxGap) maxGap = now - last
+      last = now
+      if (running) setImmediate(loop)
+    }
+    setImmediate(loop)
+    await tick()
+  }
+  const elu0 = performance.eventLoopUtilization()
+  const t0 = performance.now()
+  const value = await new Promise((resolve, reject) => setImmediate(() => Promise.resolve().then(fn).then(resolve, reject)))
+  const wall = performance.now() - t0
+  await tick()
+  const elu = performance.eventLoopUtilization(elu0)
+  running = false
+  await tick()
+  if (obs) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    obs.disconnect()
+  }
+  return { value, wall, main: elu.active, maxGap, maxGc }
+}
+
+function heapOf(make) {
+  return async () => {
+    gc()
+    await tick()
+    gc()
+    const before = process.memoryUsage().heapUsed
+    const value = await make()
+    gc()
+    await tick()
+    gc()
+    const after = process.memoryUsage().heapUsed
+    if (value == null) throw new Error('no value')
+    return (after - before) / 1e6
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+async function main() {
+  const docs = []
+  for (const f of ['twitter', 'citm_catalog', 'canada']) {
+    docs.push({ name: f, buf: fs.readFileSync(path.join(dataDir, `${f}.json`)) })
+  }
+  docs.push({ name: 'api 20MB', buf: Buffer.from(apiDoc(20e6)) })
+  docs.push({ name: 'numbers 20MB', buf: Buffer.from(numbersDoc(20e6)) })
+  const pool = createJsonPool({ threads: 2, maxBytes: 64e6, maxTotalNodes: Infinity, maxArrayLength: Infinity })
+  const worker = startWorker()
+  const viaWorker = (buf) =>
+    new Promise((resolve) => {
+      worker.once('message', resolve)
+      worker.postMessage(buf)
+    })
+
+  const rows = []
+  for (const doc of docs) {
+    const { buf } = doc
+    const str = buf.toString()
+    const methods = [
+      ['JSON.parse(string)', () => JSON.parse(str), 'string'],
+      ['JSON.parse(buf.toString())', () => JSON.parse(buf.toString()), 'buffer'],
+      ['secure-json-parse(buf)', () => sjson.parse(buf), 'buffer'],
+      ['worker + structured clone', () => viaWorker(buf), 'buffer'],
+      ['bulwark parse(buf)', () => pool.parse(buf), 'buffer'],
+      ['bulwark parse(string)', () => pool.parse(str), 'string'],
+    ]
+    const results = {}
+    for (const [name, fn] of methods) {
+      const mains = []
+      const walls = []
+      const gaps = []
+      const gcs = []
+      for (let i = 0; i < RUNS; i++) {
+        const a = await measure(fn, false)
+        mains.push(a.main)
+        walls.push(a.wall)
+        const b = await measure(fn, true)
+        gaps.push(b.maxGap)
+        gcs.push(b.maxGc)
+      }
+      const heap = await heapOf(fn)()
+      results[name] = { main: median(mains), wall: median(walls), gap: median(gaps), gc: median(gcs), heap }
+    }
+    for (const [name, , kind] of methods) {
+      const r = results[name]
+      const base = results[kind === 'string' ? 'JSON.parse(string)' : 'JSON.parse(buf.toString())']
+      const heapBase = results['JSON.parse(string)'].heap
+      rows.push({
+        document: `${doc.name} (${fmt(buf.length / 1e6, 2)} MB)`,
+        method: name,
+        'main ms': fmt(r.main),
+        ratio: fmt(r.main / base.main),
+        'stall ms': fmt(r.gap),
+        'GC ms': fmt(r.gc),
+        'heap MB': fmt(r.heap, 1),
+        'heap ratio': fmt(r.heap / heapBase),
+        'wall ms': fmt(r.wall),
+      })
+    }
+  }
+  printTable(rows)
+
+  // Off-thread speed of one thread (scan + plan, Buffer input), median of RUNS scans per document.
+  const speeds = []
+  for (const doc of docs) {
+    const one = createJsonPool({ threads: 1, maxBytes: 64e6, maxTotalNodes: Infinity, maxArrayLength: Infinity, inlineBelow: 0 })
+    for (let i = 0; i < RUNS; i++) await one.parse(doc.buf, { select: '/nothing' })
+    speeds.push(`${doc.name} ${fmt(doc.buf.length / one.stats().parseTime.p50 * 1e3, 0)}`)
+    await one.close()
+  }
+  console.log(`\noff-thread scan + plan, MB/s per thread: ${speeds.join(', ')}`)
+  const big = docs[3].buf
+  const refused = []
+  for (let i = 0; i < RUNS; i++) {
+    const r = await measure(() => pool.parse(big, { maxTotalNodes: 1000 }).catch((e) => e.code), false)
+    refused.push(r.main)
+  }
+  console.log(`20 MB body refused by maxTotalNodes: main-thread ${fmt(median(refused), 3)} ms (median of ${RUNS})`)
+  await worker.terminate()
+  await pool.close()
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

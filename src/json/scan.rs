@@ -1,0 +1,1270 @@
+//! The off-thread pass: one strict scan of the JSON text that validates the grammar (RFC 8259,
+//! exactly what `JSON.parse` accepts), checks every limit, finds forbidden keys, and writes the
+//! *build plan* the main thread follows.
+//!
+//! Hand-written rather than serde_json: serde_json would build values we then throw away, and it
+//! cannot report the byte spans, key spellings (`"\u005f_proto__"`) and per-object facts the plan
+//! needs. The scan is one pass, iterative (an explicit frame stack, so depth cannot overflow the
+//! thread's stack), and generic over the code unit: `u8` for Buffers (UTF-8) and `u16` for JS
+//! strings (UTF-16, copied as-is so positions are JS string indices).
+//!
+//! The plan is a flat `u32` op list (see the `OP_*` constants). Every value whose text is at most
+//! `slice_units` long and needs no edit is left whole: the main thread hands its text to
+//! `JSON.parse`. Only containers larger than that (or that need a key deleted) are "opened": the
+//! plan then lists their members as runs of consecutive small members (each run ≤ `slice_units`,
+//! parsed with one `JSON.parse('[' + run + ']')` / `JSON.parse('{' + run + '}')`) and nested opened
+//! containers. So the values are `JSON.parse`'s own (numbers, escapes, `-0`, lone surrogates,
+//! duplicate keys all exactly as `JSON.parse` makes them) and each main-thread step is bounded.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::ErrorCode;
+
+/// A whole value: parse `text[a..b]`.
+pub const OP_VALUE: u32 = 0;
+/// Array members `text[a..b]`: parse `'[' + text + ']'` and append each element.
+pub const OP_ARR_RUN: u32 = 1;
+/// Object members `text[a..b]`: parse `'{' + text + '}'` and copy each property.
+pub const OP_OBJ_RUN: u32 = 2;
+pub const OP_BEGIN_ARR: u32 = 3;
+pub const OP_BEGIN_OBJ: u32 = 4;
+pub const OP_END: u32 = 5;
+/// The key (quoted string `text[a..b]`) of the next value attached to the open object.
+pub const OP_KEY: u32 = 6;
+/// Delete an own property of the open object: operand 0 = `__proto__`, 1 = `constructor`.
+pub const OP_DELETE: u32 = 7;
+/// The value just completed is the next result (one per document, or one per `select` pointer).
+pub const OP_ROOT: u32 = 8;
+/// The next result is `undefined` (a `select` pointer that matched nothing).
+pub const OP_MISSING: u32 = 9;
+
+/// Flag on spans: the text contains non-ASCII units (decode as UTF-8, not Latin-1).
+pub const FLAG_NON_ASCII: u32 = 1;
+/// Flag on keys: the key contains escapes (decode with `JSON.parse`).
+pub const FLAG_ESCAPES: u32 = 2;
+
+/// What to do with a forbidden key (`__proto__`, or `constructor` whose value has `prototype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+  Error,
+  Remove,
+  Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+  pub max_bytes: u64,
+  pub max_depth: u32,
+  pub max_keys: u32,
+  pub max_array_length: u32,
+  pub max_string_length: u64,
+  pub max_total_nodes: u64,
+  pub proto_action: KeyAction,
+  pub constructor_action: KeyAction,
+  /// Buffer input: accept invalid UTF-8 (the main thread decodes it with U+FFFD like `toString`).
+  pub utf8_replace: bool,
+  /// Write a build plan (false for `validateOnly`).
+  pub plan: bool,
+  /// Largest text handed to one `JSON.parse` call when it can be split (code units).
+  pub slice_units: u32,
+  /// RFC 6901 pointers, already split into unescaped tokens.
+  pub select: Option<Vec<Vec<String>>>,
+}
+
+impl Default for ScanOptions {
+  fn default() -> Self {
+    ScanOptions {
+      max_bytes: u64::MAX,
+      max_depth: u32::MAX,
+      max_keys: u32::MAX,
+      max_array_length: u32::MAX,
+      max_string_length: u64::MAX,
+      max_total_nodes: u64::MAX,
+      proto_action: KeyAction::Error,
+      constructor_action: KeyAction::Error,
+      utf8_replace: false,
+      plan: true,
+      slice_units: 64 * 1024,
+      select: None,
+    }
+  }
+}
+
+/// Why a document was refused. `offset` is in input code units; the napi layer converts it to a
+/// JS string index, line and column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+  pub code: ErrorCode,
+  pub message: String,
+  pub offset: usize,
+  pub limit: Option<f64>,
+}
+
+impl Failure {
+  fn new(code: ErrorCode, message: impl Into<String>, offset: usize) -> Self {
+    Failure {
+      code,
+      message: message.into(),
+      offset,
+      limit: None,
+    }
+  }
+  fn limit(code: ErrorCode, message: String, offset: usize, limit: u64) -> Self {
+    Failure {
+      code,
+      message,
+      offset,
+      limit: Some(limit as f64),
+    }
+  }
+}
+
+/// A code unit of the input text.
+pub trait Unit: Copy + Send + Sync + 'static {
+  fn get(self) -> u32;
+  const WIDE: bool;
+}
+impl Unit for u8 {
+  #[inline(always)]
+  fn get(self) -> u32 {
+    self as u32
+  }
+  const WIDE: bool = false;
+}
+impl Unit for u16 {
+  #[inline(always)]
+  fn get(self) -> u32 {
+    self as u32
+  }
+  const WIDE: bool = true;
+}
+
+/// Validates `input` and returns the plan (empty when `options.plan` is false).
+pub fn scan<U: Unit>(
+  input: &[U],
+  options: &ScanOptions,
+  cancel: Option<&AtomicBool>,
+) -> Result<Vec<u32>, Failure> {
+  // maxBytes is the UTF-8 size: exact for Buffers; for strings, counted here (the JS side already
+  // refused strings whose length alone exceeds it).
+  let bytes = utf8_len(input);
+  if bytes > options.max_bytes {
+    return Err(Failure::limit(
+      ErrorCode::JsonTooLarge,
+      format!(
+        "JSON body is {bytes} bytes, more than maxBytes ({})",
+        options.max_bytes
+      ),
+      0,
+      options.max_bytes,
+    ));
+  }
+  if !U::WIDE && !options.utf8_replace {
+    // SAFETY: `U::WIDE` is false only for `u8`, so this is the same slice with its own type.
+    let raw: &[u8] =
+      unsafe { std::slice::from_raw_parts(input.as_ptr() as *const u8, input.len()) };
+    if let Err(e) = std::str::from_utf8(raw) {
+      return Err(Failure::new(
+        ErrorCode::JsonInvalidUtf8,
+        "JSON body is not valid UTF-8",
+        e.valid_up_to(),
+      ));
+    }
+  }
+  match &options.select {
+    None => {
+      let mut s = Scanner::new(input, 0, options, cancel, options.plan, None);
+      s.run()?;
+      if options.plan {
+        s.out.push(OP_ROOT);
+      }
+      Ok(s.out)
+    }
+    Some(pointers) => {
+      let tokens: Vec<Vec<Token>> = pointers
+        .iter()
+        .map(|p| p.iter().map(|t| Token::new(t)).collect())
+        .collect();
+      let mut s = Scanner::new(input, 0, options, cancel, false, Some(tokens));
+      s.run()?;
+      let found = s.select.take().map(|sel| sel.found).unwrap_or_default();
+      let mut out = Vec::new();
+      if !options.plan {
+        return Ok(out);
+      }
+      // Second pass over each selected span only: errors were all checked by the first pass.
+      let mut sub = options.clone();
+      sub.select = None;
+      sub.max_depth = u32::MAX;
+      sub.max_keys = u32::MAX;
+      sub.max_array_length = u32::MAX;
+      sub.max_string_length = u64::MAX;
+      sub.max_total_nodes = u64::MAX;
+      for span in found {
+        match span {
+          None => out.push(OP_MISSING),
+          Some((a, b)) => {
+            let mut s = Scanner::new(&input[a..b], a, &sub, cancel, true, None);
+            s.out = out;
+            s.run()?;
+            out = s.out;
+            out.push(OP_ROOT);
+          }
+        }
+      }
+      Ok(out)
+    }
+  }
+}
+
+/// UTF-8 length of the text.
+fn utf8_len<U: Unit>(input: &[U]) -> u64 {
+  if !U::WIDE {
+    return input.len() as u64;
+  }
+  let mut n = 0u64;
+  for &u in input {
+    let c = u.get();
+    n += if c < 0x80 {
+      1
+    } else if c < 0x800 {
+      2
+    } else if (0xD800..0xDC00).contains(&c) {
+      // high surrogate: the pair is 4 bytes, 2 here and 2 for the low half (a lone one is 3)
+      2
+    } else if (0xDC00..0xE000).contains(&c) {
+      2
+    } else {
+      3
+    };
+  }
+  n
+}
+
+/// Converts an offset in code units to the JS string index (UTF-16 units) of the decoded text,
+/// and the 1-based line and column there.
+pub fn position<U: Unit>(input: &[U], offset: usize) -> (usize, usize, usize) {
+  let offset = offset.min(input.len());
+  let mut index = 0usize;
+  let mut line = 1usize;
+  let mut line_start = 0usize;
+  for &u in &input[..offset] {
+    let c = u.get();
+    if U::WIDE {
+      index += 1;
+    } else if c & 0xC0 != 0x80 {
+      index += if c >= 0xF0 { 2 } else { 1 };
+    }
+    if c == b'\n' as u32 {
+      line += 1;
+      line_start = index;
+    }
+  }
+  (index, line, index - line_start + 1)
+}
+
+/// A JSON Pointer token, pre-encoded for both unit widths.
+struct Token {
+  utf8: Vec<u8>,
+  utf16: Vec<u16>,
+  index: Option<u64>,
+}
+
+impl Token {
+  fn new(s: &str) -> Token {
+    let canonical = s == "0" || (!s.is_empty() && !s.starts_with('0'));
+    Token {
+      utf8: s.as_bytes().to_vec(),
+      utf16: s.encode_utf16().collect(),
+      index: if canonical && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+      } else {
+        None
+      },
+    }
+  }
+}
+
+struct Select {
+  tokens: Vec<Vec<Token>>,
+  /// Tokens of each pointer matched by the current path.
+  matched: Vec<usize>,
+  found: Vec<Option<(usize, usize)>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Span {
+  a: usize,
+  b: usize,
+  flags: u32,
+}
+
+struct Frame {
+  obj: bool,
+  start: usize,
+  count: u64,
+  opened: bool,
+  /// Consecutive complete members not yet written to the plan.
+  pend: Option<Span>,
+  /// The current member: its key span, and where the member starts (the key, for objects).
+  key: Span,
+  member_start: usize,
+  key_is_ctor: bool,
+  key_pos: usize,
+  has_prototype: bool,
+  del_proto: bool,
+  ctor_flagged: bool,
+  ctor_pos: usize,
+}
+
+struct Scanner<'a, U: Unit> {
+  s: &'a [U],
+  base: usize,
+  pos: usize,
+  o: &'a ScanOptions,
+  cancel: Option<&'a AtomicBool>,
+  plan: bool,
+  out: Vec<u32>,
+  frames: Vec<Frame>,
+  nodes: u64,
+  last_non_ascii: usize,
+  select: Option<Select>,
+  /// The last completed container's facts, read by its parent.
+  child_has_prototype: bool,
+}
+
+fn syntax(msg: impl Into<String>, at: usize) -> Failure {
+  Failure::new(ErrorCode::JsonSyntax, msg, at)
+}
+
+impl<'a, U: Unit> Scanner<'a, U> {
+  fn new(
+    s: &'a [U],
+    base: usize,
+    o: &'a ScanOptions,
+    cancel: Option<&'a AtomicBool>,
+    plan: bool,
+    tokens: Option<Vec<Vec<Token>>>,
+  ) -> Self {
+    let select = tokens.map(|tokens| Select {
+      matched: vec![0; tokens.len()],
+      found: vec![None; tokens.len()],
+      tokens,
+    });
+    Scanner {
+      s,
+      base,
+      pos: 0,
+      o,
+      cancel,
+      plan,
+      out: Vec::new(),
+      frames: Vec::new(),
+      nodes: 0,
+      last_non_ascii: usize::MAX,
+      select,
+      child_has_prototype: false,
+    }
+  }
+
+  #[inline(always)]
+  fn peek(&self) -> Option<u32> {
+    self.s.get(self.pos).map(|u| u.get())
+  }
+
+  #[inline(always)]
+  fn skip_ws(&mut self) {
+    while let Some(c) = self.peek() {
+      if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 {
+        self.pos += 1;
+      } else {
+        break;
+      }
+    }
+  }
+
+  fn unexpected(&self) -> Failure {
+    match self.peek() {
+      None => syntax("Unexpected end of JSON input", self.pos),
+      Some(c) => {
+        let ch = char::from_u32(c)
+          .map(String::from)
+          .unwrap_or_else(|| format!("\\u{c:04x}"));
+        syntax(format!("Unexpected token '{ch}'"), self.pos)
+      }
+    }
+  }
+
+  fn run(&mut self) -> Result<(), Failure> {
+    self.skip_ws();
+    'value: loop {
+      // A value starts at self.pos (after whitespace).
+      self.nodes += 1;
+      if self.nodes > self.o.max_total_nodes {
+        return Err(Failure::limit(
+          ErrorCode::JsonTooManyNodes,
+          format!(
+            "JSON has more than maxTotalNodes ({}) values",
+            self.o.max_total_nodes
+          ),
+          self.pos,
+          self.o.max_total_nodes,
+        ));
+      }
+      if self.nodes & 0xFFFF == 0 {
+        if let Some(c) = self.cancel {
+          if c.load(Ordering::Relaxed) {
+            return Err(Failure::new(ErrorCode::Closed, "cancelled", self.pos));
+          }
+        }
+      }
+      let start = self.pos;
+      match self.peek() {
+        Some(0x7B) | Some(0x5B) => {
+          let obj = self.peek() == Some(0x7B);
+          if self.frames.len() as u64 >= self.o.max_depth as u64 {
+            return Err(Failure::limit(
+              ErrorCode::JsonTooDeep,
+              format!("JSON nests deeper than maxDepth ({})", self.o.max_depth),
+              self.pos,
+              self.o.max_depth as u64,
+            ));
+          }
+          self.pos += 1;
+          self.frames.push(Frame {
+            obj,
+            start,
+            count: 0,
+            opened: false,
+            pend: None,
+            key: Span::default(),
+            member_start: 0,
+            key_is_ctor: false,
+            key_pos: 0,
+            has_prototype: false,
+            del_proto: false,
+            ctor_flagged: false,
+            ctor_pos: 0,
+          });
+          self.skip_ws();
+          let close = if obj { 0x7D } else { 0x5D };
+          if self.peek() == Some(close) {
+            self.pos += 1;
+            self.close_container()?;
+          } else if obj {
+            self.member()?;
+            continue 'value;
+          } else {
+            self.element_starts()?;
+            continue 'value;
+          }
+        }
+        Some(0x22) => {
+          self.string(false)?;
+          let flags = self.flags_since(start);
+          self.complete(start, self.pos, flags, false, false);
+        }
+        Some(c) if c == b'-' as u32 || (b'0' as u32..=b'9' as u32).contains(&c) => {
+          self.number()?;
+          self.complete(start, self.pos, 0, false, false);
+        }
+        Some(0x74) => self.literal(b"true", start)?,
+        Some(0x66) => self.literal(b"false", start)?,
+        Some(0x6E) => self.literal(b"null", start)?,
+        _ => return Err(self.unexpected()),
+      }
+      // After a complete value: close containers or move to the next member.
+      loop {
+        let Some(top) = self.frames.last() else {
+          self.skip_ws();
+          if self.pos < self.s.len() {
+            return Err(syntax(
+              "Unexpected non-whitespace character after JSON",
+              self.pos,
+            ));
+          }
+          return Ok(());
+        };
+        let obj = top.obj;
+        self.skip_ws();
+        match self.peek() {
+          Some(0x2C) => {
+            self.pos += 1;
+            self.skip_ws();
+            if obj {
+              self.member()?;
+            } else {
+              self.element_starts()?;
+            }
+            continue 'value;
+          }
+          Some(0x7D) if obj => {
+            self.pos += 1;
+            self.close_container()?;
+          }
+          Some(0x5D) if !obj => {
+            self.pos += 1;
+            self.close_container()?;
+          }
+          None => return Err(syntax("Unexpected end of JSON input", self.pos)),
+          _ => {
+            let msg = if obj {
+              "Expected ',' or '}' after property value in JSON"
+            } else {
+              "Expected ',' or ']' after array element in JSON"
+            };
+            return Err(syntax(msg, self.pos));
+          }
+        }
+      }
+    }
+  }
+
+  /// Reads `"key" :` at self.pos (whitespace skipped) and leaves self.pos at the value.
+  fn member(&mut self) -> Result<(), Failure> {
+    if self.peek() != Some(0x22) {
+      if self.peek().is_none() {
+        return Err(syntax("Unexpected end of JSON input", self.pos));
+      }
+      return Err(syntax("Expected property name or '}' in JSON", self.pos));
+    }
+    let ka = self.pos;
+    let escapes = self.string(true)?;
+    let kb = self.pos;
+    let depth = self.frames.len() - 1;
+    {
+      let max_keys = self.o.max_keys;
+      let f = self.frames.last_mut().unwrap();
+      f.count += 1;
+      if f.count > max_keys as u64 {
+        return Err(Failure::limit(
+          ErrorCode::JsonTooManyKeys,
+          format!("JSON object has more than maxKeys ({max_keys}) keys"),
+          ka,
+          max_keys as u64,
+        ));
+      }
+    }
+    // Which of the three special names this key is, escapes decoded.
+    let len = kb - ka - 2;
+    let mut special = 0u8; // 1 __proto__, 2 constructor, 3 prototype
+    if len <= 66 {
+      let name = if escapes {
+        Some(self.decode_key(ka, kb))
+      } else if len <= 11 {
+        Some(
+          self.s[ka + 1..kb - 1]
+            .iter()
+            .map(|u| u.get() as u16)
+            .collect(),
+        )
+      } else {
+        None
+      };
+      if let Some(name) = name {
+        special = if name.iter().copied().eq("__proto__".encode_utf16()) {
+          1
+        } else if name.iter().copied().eq("constructor".encode_utf16()) {
+          2
+        } else if name.iter().copied().eq("prototype".encode_utf16()) {
+          3
+        } else {
+          0
+        };
+      }
+    }
+    if special == 1 {
+      match self.o.proto_action {
+        KeyAction::Error => {
+          return Err(Failure::new(
+            ErrorCode::JsonForbiddenKey,
+            "JSON object contains a forbidden \"__proto__\" key",
+            ka,
+          ))
+        }
+        KeyAction::Remove => self.frames.last_mut().unwrap().del_proto = true,
+        KeyAction::Ignore => {}
+      }
+    }
+    let flags = self.flags_since(ka) | if escapes { FLAG_ESCAPES } else { 0 };
+    {
+      let f = self.frames.last_mut().unwrap();
+      if special == 3 {
+        f.has_prototype = true;
+      }
+      f.key = Span {
+        a: ka,
+        b: kb,
+        flags,
+      };
+      f.member_start = ka;
+      f.key_is_ctor = special == 2;
+      f.key_pos = ka;
+    }
+    if self.select.is_some() {
+      self.select_member(depth, Some((ka, kb, escapes)), 0, special);
+    }
+    self.skip_ws();
+    if self.peek() != Some(0x3A) {
+      return Err(syntax("Expected ':' after property name in JSON", self.pos));
+    }
+    self.pos += 1;
+    self.skip_ws();
+    Ok(())
+  }
+
+  fn element_starts(&mut self) -> Result<(), Failure> {
+    let max = self.o.max_array_length;
+    let depth = self.frames.len() - 1;
+    let f = self.frames.last_mut().unwrap();
+    f.member_start = self.pos;
+    let index = f.count;
+    f.count += 1;
+    if f.count > max as u64 {
+      return Err(Failure::limit(
+        ErrorCode::JsonArrayTooLong,
+        format!("JSON array has more than maxArrayLength ({max}) elements"),
+        self.pos,
+        max as u64,
+      ));
+    }
+    if self.select.is_some() {
+      self.select_member(depth, None, index, 0);
+    }
+    Ok(())
+  }
+
+  fn flags_since(&self, a: usize) -> u32 {
+    if self.last_non_ascii != usize::MAX && self.last_non_ascii >= a {
+      FLAG_NON_ASCII
+    } else {
+      0
+    }
+  }
+
+  fn literal(&mut self, word: &[u8], start: usize) -> Result<(), Failure> {
+    for &w in word {
+      match self.peek() {
+        Some(c) if c == w as u32 => self.pos += 1,
+        _ => return Err(self.unexpected()),
+      }
+    }
+    self.complete(start, self.pos, 0, false, false);
+    Ok(())
+  }
+
+  fn digits(&mut self) -> usize {
+    let from = self.pos;
+    while let Some(c) = self.peek() {
+      if (b'0' as u32..=b'9' as u32).contains(&c) {
+        self.pos += 1;
+      } else {
+        break;
+      }
+    }
+    self.pos - from
+  }
+
+  fn number(&mut self) -> Result<(), Failure> {
+    if self.peek() == Some(b'-' as u32) {
+      self.pos += 1;
+      match self.peek() {
+        Some(c) if (b'0' as u32..=b'9' as u32).contains(&c) => {}
+        None => return Err(syntax("Unexpected end of JSON input", self.pos)),
+        _ => return Err(syntax("No number after minus sign in JSON", self.pos)),
+      }
+    }
+    if self.peek() == Some(b'0' as u32) {
+      self.pos += 1;
+    } else {
+      self.digits();
+    }
+    if self.peek() == Some(b'.' as u32) {
+      self.pos += 1;
+      if self.digits() == 0 {
+        if self.peek().is_none() {
+          return Err(syntax("Unexpected end of JSON input", self.pos));
+        }
+        return Err(syntax("Unterminated fractional number in JSON", self.pos));
+      }
+    }
+    if matches!(self.peek(), Some(0x65) | Some(0x45)) {
+      self.pos += 1;
+      if matches!(self.peek(), Some(0x2B) | Some(0x2D)) {
+        self.pos += 1;
+      }
+      if self.digits() == 0 {
+        if self.peek().is_none() {
+          return Err(syntax("Unexpected end of JSON input", self.pos));
+        }
+        return Err(syntax(
+          "Exponent part is missing a number in JSON",
+          self.pos,
+        ));
+      }
+    }
+    Ok(())
+  }
+
+  /// Scans a string at self.pos (on the opening quote). Returns whether it had escapes.
+  fn string(&mut self, is_key: bool) -> Result<bool, Failure> {
+    let open = self.pos;
+    self.pos += 1;
+    let mut units: u64 = 0;
+    let mut escapes = false;
+    let s = self.s;
+    let n = s.len();
+    let mut i = self.pos;
+    loop {
+      // fast path over plain ASCII
+      while i < n {
+        let c = s[i].get();
+        if c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 {
+          i += 1;
+          units += 1;
+        } else {
+          break;
+        }
+      }
+      if i >= n {
+        return Err(syntax("Unterminated string in JSON", n));
+      }
+      let c = s[i].get();
+      if c == 0x22 {
+        i += 1;
+        break;
+      } else if c == 0x5C {
+        escapes = true;
+        let Some(e) = s.get(i + 1).map(|u| u.get()) else {
+          return Err(syntax("Unterminated string in JSON", n));
+        };
+        match e {
+          0x22 | 0x5C | 0x2F | 0x62 | 0x66 | 0x6E | 0x72 | 0x74 => i += 2,
+          0x75 => {
+            for k in 0..4 {
+              match s.get(i + 2 + k).map(|u| u.get()) {
+                Some(h) if (h as u8 as u32 == h) && (h as u8).is_ascii_hexdigit() => {}
+                None => return Err(syntax("Unterminated string in JSON", n)),
+                _ => return Err(syntax("Bad Unicode escape in JSON", i + 2 + k)),
+              }
+            }
+            i += 6;
+          }
+          _ => return Err(syntax("Bad escaped character in JSON", i + 1)),
+        }
+        units += 1;
+      } else if c < 0x20 {
+        return Err(syntax("Bad control character in string literal in JSON", i));
+      } else {
+        // non-ASCII
+        self.last_non_ascii = i;
+        if U::WIDE {
+          units += 1;
+        } else if c & 0xC0 != 0x80 {
+          units += if c >= 0xF0 { 2 } else { 1 };
+        }
+        i += 1;
+      }
+    }
+    self.pos = i;
+    if units > self.o.max_string_length {
+      return Err(Failure::limit(
+        ErrorCode::JsonStringTooLong,
+        format!(
+          "JSON {} is longer than maxStringLength ({})",
+          if is_key { "key" } else { "string" },
+          self.o.max_string_length
+        ),
+        open,
+        self.o.max_string_length,
+      ));
+    }
+    Ok(escapes)
+  }
+
+  /// Decodes a quoted key with escapes into UTF-16 units (only used for short keys).
+  fn decode_key(&self, a: usize, b: usize) -> Vec<u16> {
+    let raw = &self.s[a + 1..b - 1];
+    let mut out: Vec<u16> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+      let c = raw[i].get();
+      if c == 0x5C {
+        let e = raw[i + 1].get();
+        let ch = match e {
+          0x62 => 8,
+          0x66 => 12,
+          0x6E => 10,
+          0x72 => 13,
+          0x74 => 9,
+          0x75 => {
+            let mut v = 0u32;
+            for k in 0..4 {
+              v = v * 16
+                + (raw[i + 2 + k].get() as u8 as char)
+                  .to_digit(16)
+                  .unwrap_or(0);
+            }
+            i += 4;
+            v
+          }
+          other => other,
+        };
+        out.push(ch as u16);
+        i += 2;
+      } else if U::WIDE || c < 0x80 {
+        out.push(c as u16);
+        i += 1;
+      } else {
+        // a UTF-8 sequence: decode it (valid or replaced, it cannot equal an ASCII name)
+        let len = if c >= 0xF0 {
+          4
+        } else if c >= 0xE0 {
+          3
+        } else {
+          2
+        };
+        let end = (i + len).min(raw.len());
+        let bytes: Vec<u8> = raw[i..end].iter().map(|u| u.get() as u8).collect();
+        for u in String::from_utf8_lossy(&bytes).encode_utf16() {
+          out.push(u);
+        }
+        i = end;
+      }
+    }
+    out
+  }
+
+  fn key_units(&self, key: (usize, usize, bool)) -> Vec<u16> {
+    let (a, b, escapes) = key;
+    if escapes {
+      return self.decode_key(a, b);
+    }
+    let raw = &self.s[a + 1..b - 1];
+    if U::WIDE {
+      raw.iter().map(|u| u.get() as u16).collect()
+    } else {
+      let bytes: Vec<u8> = raw.iter().map(|u| u.get() as u8).collect();
+      String::from_utf8_lossy(&bytes).encode_utf16().collect()
+    }
+  }
+
+  /// A member of frame `depth` starts (object key, or array index).
+  fn select_member(
+    &mut self,
+    depth: usize,
+    key: Option<(usize, usize, bool)>,
+    index: u64,
+    special: u8,
+  ) {
+    let proto_removed = special == 1 && self.o.proto_action == KeyAction::Remove;
+    let mut units: Option<Vec<u16>> = None;
+    let sel = self.select.as_ref().unwrap();
+    let mut hits = Vec::new();
+    for k in 0..sel.tokens.len() {
+      if sel.matched[k] < depth || sel.tokens[k].len() <= depth {
+        continue;
+      }
+      let t = &sel.tokens[k][depth];
+      let hit = match key {
+        None => t.index == Some(index),
+        Some((a, b, escapes)) => {
+          if proto_removed {
+            false
+          } else if !escapes && !U::WIDE {
+            let raw = &self.s[a + 1..b - 1];
+            raw.len() == t.utf8.len() && raw.iter().zip(&t.utf8).all(|(x, y)| x.get() == *y as u32)
+          } else {
+            let u = units.get_or_insert_with(|| self.key_units((a, b, escapes)));
+            *u == t.utf16
+          }
+        }
+      };
+      hits.push((k, hit));
+    }
+    let sel = self.select.as_mut().unwrap();
+    for (k, hit) in hits {
+      sel.matched[k] = depth;
+      if hit {
+        sel.matched[k] = depth + 1;
+        sel.found[k] = None;
+      }
+    }
+  }
+
+  /// A value `[a, b)` is complete (the parent frame, if any, is on top of the stack).
+  fn complete(&mut self, a: usize, b: usize, flags: u32, opened: bool, is_obj: bool) {
+    let has_prototype = is_obj && self.child_has_prototype;
+    let depth = self.frames.len();
+    if let Some(sel) = self.select.as_mut() {
+      for k in 0..sel.tokens.len() {
+        if sel.tokens[k].len() == depth && sel.matched[k] == depth {
+          sel.found[k] = Some((a, b));
+        }
+      }
+    }
+    let Some(f) = self.frames.last_mut() else {
+      if self.plan && !opened {
+        self.out.extend_from_slice(&[
+          OP_VALUE,
+          (a + self.base) as u32,
+          (b + self.base) as u32,
+          flags,
+        ]);
+      }
+      return;
+    };
+    if f.obj && f.key_is_ctor {
+      f.ctor_flagged = has_prototype;
+      if has_prototype {
+        f.ctor_pos = f.key_pos;
+      }
+    }
+    if !self.plan {
+      return;
+    }
+    if opened {
+      return;
+    }
+    let ms = f.member_start;
+    let span = Span {
+      a: ms,
+      b,
+      flags: flags
+        | if f.obj {
+          f.key.flags & FLAG_NON_ASCII
+        } else {
+          0
+        },
+    };
+    let i = self.frames.len() - 1;
+    if !self.frames[i].opened && b - self.frames[i].start > self.o.slice_units as usize {
+      self.open(i);
+    }
+    self.add_pending(i, span);
+  }
+
+  fn add_pending(&mut self, i: usize, span: Span) {
+    let limit = self.o.slice_units as usize;
+    let opened = self.frames[i].opened;
+    if let Some(p) = self.frames[i].pend {
+      if opened && span.b - p.a > limit {
+        self.flush(i);
+      }
+    }
+    let f = &mut self.frames[i];
+    f.pend = Some(match f.pend {
+      None => span,
+      Some(p) => Span {
+        a: p.a,
+        b: span.b,
+        flags: p.flags | span.flags,
+      },
+    });
+  }
+
+  fn flush(&mut self, i: usize) {
+    if let Some(p) = self.frames[i].pend.take() {
+      let op = if self.frames[i].obj {
+        OP_OBJ_RUN
+      } else {
+        OP_ARR_RUN
+      };
+      self.out.extend_from_slice(&[
+        op,
+        (p.a + self.base) as u32,
+        (p.b + self.base) as u32,
+        p.flags,
+      ]);
+    }
+  }
+
+  /// Makes frame `i` (and its ancestors) built member by member.
+  fn open(&mut self, i: usize) {
+    if self.frames[i].opened {
+      return;
+    }
+    if i > 0 {
+      self.open(i - 1);
+      self.flush(i - 1);
+      if self.frames[i - 1].obj {
+        let k = self.frames[i - 1].key;
+        self.out.extend_from_slice(&[
+          OP_KEY,
+          (k.a + self.base) as u32,
+          (k.b + self.base) as u32,
+          k.flags,
+        ]);
+      }
+    }
+    self.out.push(if self.frames[i].obj {
+      OP_BEGIN_OBJ
+    } else {
+      OP_BEGIN_ARR
+    });
+    self.frames[i].opened = true;
+  }
+
+  fn close_container(&mut self) -> Result<(), Failure> {
+    let i = self.frames.len() - 1;
+    let end = self.pos;
+    let (obj, ctor_flagged, ctor_pos, del_proto, has_prototype, start) = {
+      let f = &self.frames[i];
+      (
+        f.obj,
+        f.ctor_flagged,
+        f.ctor_pos,
+        f.del_proto,
+        f.has_prototype,
+        f.start,
+      )
+    };
+    let mut del_ctor = false;
+    if obj && ctor_flagged {
+      match self.o.constructor_action {
+        KeyAction::Error => {
+          return Err(Failure::new(
+            ErrorCode::JsonForbiddenKey,
+            "JSON object contains a forbidden \"constructor\" key with a \"prototype\"",
+            ctor_pos,
+          ))
+        }
+        KeyAction::Remove => del_ctor = true,
+        KeyAction::Ignore => {}
+      }
+      if del_ctor {
+        if let Some(sel) = self.select.as_mut() {
+          for k in 0..sel.tokens.len() {
+            if sel.matched[k] >= i
+              && sel.tokens[k].len() > i
+              && sel.tokens[k][i].utf8 == b"constructor"
+            {
+              sel.found[k] = None;
+              sel.matched[k] = i;
+            }
+          }
+        }
+      }
+    }
+    let mut opened = self.frames[i].opened;
+    if self.plan {
+      if !opened && (del_proto || del_ctor || end - start > self.o.slice_units as usize) {
+        self.open(i);
+        opened = true;
+      }
+      if opened {
+        self.flush(i);
+        if del_proto {
+          self.out.extend_from_slice(&[OP_DELETE, 0]);
+        }
+        if del_ctor {
+          self.out.extend_from_slice(&[OP_DELETE, 1]);
+        }
+        self.out.push(OP_END);
+      }
+    }
+    let flags = self.flags_since(start);
+    self.frames.pop();
+    if let Some(sel) = self.select.as_mut() {
+      let d = self.frames.len();
+      for m in sel.matched.iter_mut() {
+        if *m > d + 1 {
+          *m = d + 1;
+        }
+      }
+    }
+    self.child_has_prototype = has_prototype;
+    self.complete(start, end, flags, opened, obj);
+    Ok(())
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn check(text: &str, o: &ScanOptions) -> Result<Vec<u32>, Failure> {
+    let a = scan(text.as_bytes(), o, None);
+    let wide: Vec<u16> = text.encode_utf16().collect();
+    let b = scan(wide.as_slice(), o, None);
+    assert_eq!(a.is_ok(), b.is_ok(), "{text}");
+    if let (Err(x), Err(y)) = (&a, &b) {
+      assert_eq!(x.code, y.code, "{text}");
+    }
+    a
+  }
+
+  #[test]
+  fn accepts_what_json_parse_accepts() {
+    let o = ScanOptions::default();
+    for text in [
+      "0",
+      "-0",
+      "1e400",
+      "-1.5E-3",
+      " [ ] ",
+      "{}",
+      "\"\\ud800\"",
+      "{\"a\":[1,{\"b\":null}],\"a\":2}",
+      "\"é😀\"",
+      "[true,false,null]",
+      "12345678901234567890",
+    ] {
+      assert!(check(text, &o).is_ok(), "{text}");
+    }
+  }
+
+  #[test]
+  fn refuses_what_json_parse_refuses() {
+    let o = ScanOptions::default();
+    for text in [
+      "",
+      "[",
+      "[1,]",
+      "{\"a\"}",
+      "01",
+      "1.",
+      "-",
+      "+1",
+      "1e",
+      ".5",
+      "\"\\x\"",
+      "\"a\nb\"",
+      "[1]x",
+      "nul",
+      "{'a':1}",
+      "\"\\u12\"",
+    ] {
+      assert_eq!(
+        check(text, &o).unwrap_err().code,
+        ErrorCode::JsonSyntax,
+        "{text:?}"
+      );
+    }
+  }
+
+  #[test]
+  fn small_documents_are_one_value() {
+    let plan = check(" [1, 2] ", &ScanOptions::default()).unwrap();
+    assert_eq!(plan, vec![OP_VALUE, 1, 7, 0, OP_ROOT]);
+  }
+
+  #[test]
+  fn large_containers_are_split_into_bounded_runs() {
+    let o = ScanOptions {
+      slice_units: 16,
+      ..ScanOptions::default()
+    };
+    let text = "[1111,2222,3333,4444,5555,6666]";
+    let plan = check(text, &o).unwrap();
+    assert_eq!(plan[0], OP_BEGIN_ARR);
+    let mut i = 1;
+    while plan[i] == OP_ARR_RUN {
+      assert!(plan[i + 2] - plan[i + 1] <= 16);
+      i += 4;
+    }
+    assert_eq!(&plan[i..], &[OP_END, OP_ROOT]);
+  }
+
+  #[test]
+  fn finds_forbidden_keys_in_any_spelling() {
+    let o = ScanOptions::default();
+    for text in [
+      "{\"__proto__\":1}",
+      "[{\"\\u005f_proto__\":1}]",
+      "{\"\\u005F\\u005F\\u0070roto__\":1}",
+      "{\"constructor\":{\"prototype\":1}}",
+      "{\"constructor\":{\"protot\\u0079pe\":1}}",
+    ] {
+      assert_eq!(
+        check(text, &o).unwrap_err().code,
+        ErrorCode::JsonForbiddenKey,
+        "{text}"
+      );
+    }
+    assert!(check("{\"constructor\":{\"name\":1}}", &o).is_ok());
+    assert!(check("{\"constructor\":{\"prototype\":1},\"constructor\":2}", &o).is_ok());
+    let remove = ScanOptions {
+      proto_action: KeyAction::Remove,
+      ..ScanOptions::default()
+    };
+    let plan = check("{\"__proto__\":1}", &remove).unwrap();
+    assert_eq!(
+      plan,
+      vec![
+        OP_BEGIN_OBJ,
+        OP_OBJ_RUN,
+        1,
+        14,
+        0,
+        OP_DELETE,
+        0,
+        OP_END,
+        OP_ROOT
+      ]
+    );
+  }
+
+  #[test]
+  fn limits() {
+    let lim = |f: fn(&mut ScanOptions)| {
+      let mut o = ScanOptions::default();
+      f(&mut o);
+      o
+    };
+    let deep = lim(|o| o.max_depth = 2);
+    assert!(check("[[1]]", &deep).is_ok());
+    assert_eq!(
+      check("[[[1]]]", &deep).unwrap_err().code,
+      ErrorCode::JsonTooDeep
+    );
+    let keys = lim(|o| o.max_keys = 1);
+    assert_eq!(
+      check("{\"a\":1,\"a\":2}", &keys).unwrap_err().code,
+      ErrorCode::JsonTooManyKeys
+    );
+    let arr = lim(|o| o.max_array_length = 2);
+    assert_eq!(
+      check("[1,2,3]", &arr).unwrap_err().code,
+      ErrorCode::JsonArrayTooLong
+    );
+    let s = lim(|o| o.max_string_length = 2);
+    assert!(check("\"\\u00e9\\n\"", &s).is_ok());
+    assert_eq!(
+      check("\"😀x\"", &s).unwrap_err().code,
+      ErrorCode::JsonStringTooLong
+    );
+    let nodes = lim(|o| o.max_total_nodes = 2);
+    assert_eq!(
+      check("[1,2]", &nodes).unwrap_err().code,
+      ErrorCode::JsonTooManyNodes
+    );
+    let bytes = lim(|o| o.max_bytes = 3);
+    assert_eq!(
+      check("\"éé\"", &bytes).unwrap_err().code,
+      ErrorCode::JsonTooLarge
+    );
+  }
+
+  #[test]
+  fn invalid_utf8_is_refused_unless_replaced() {
+    let text = b"[\"a\xff\"]";
+    let err = scan(&text[..], &ScanOptions::default(), None).unwrap_err();
+    assert_eq!((err.code, err.offset), (ErrorCode::JsonInvalidUtf8, 3));
+    let replace = ScanOptions {
+      utf8_replace: true,
+      ..ScanOptions::default()
+    };
+    assert!(scan(&text[..], &replace, None).is_ok());
+  }
+
+  #[test]
+  fn positions_are_js_string_indices() {
+    let text = "{\n \"é😀\": x}";
+    let err = scan(text.as_bytes(), &ScanOptions::default(), None).unwrap_err();
+    assert_eq!(position(text.as_bytes(), err.offset), (10, 2, 9));
+    let wide: Vec<u16> = text.encode_utf16().collect();
+    let err = scan(wide.as_slice(), &ScanOptions::default(), None).unwrap_err();
+    assert_eq!(position(wide.as_slice(), err.offset), (10, 2, 9));
+  }
+}
