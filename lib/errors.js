@@ -78,22 +78,6 @@ const OverloadedError = defineError('OverloadedError', {
   defaultMessage: 'Service Unavailable',
 })
 
-module.exports = {
-  BulwarkError,
-  InvalidArgError,
-  OutOfRangeError,
-  ClosedError,
-  InternalError,
-  AbortError,
-  PayloadTooLargeError,
-  RequestTimeoutError,
-  DeadlineError,
-  IdleTimeoutError,
-  TooSlowError,
-  TimeoutError,
-  OverloadedError,
-}
-
 // --- json -----------------------------------------------------------------------------------
 // Refusals of the JSON pool (lib/json.js). Text `JSON.parse` would refuse, bad UTF-8 and
 // forbidden keys are also `SyntaxError`s (what `JSON.parse` and secure-json-parse throw); the
@@ -152,15 +136,30 @@ const JsonTimeoutError = defineError('JsonTimeoutError', {
   defaultMessage: 'The JSON parse timed out',
 })
 
-module.exports.JsonSyntaxError = JsonSyntaxError
-module.exports.JsonInvalidUtf8Error = JsonInvalidUtf8Error
-module.exports.JsonForbiddenKeyError = JsonForbiddenKeyError
-module.exports.JsonLimitError = JsonLimitError
-module.exports.JsonTooLargeError = JsonTooLargeError
-module.exports.JsonTooDeepError = JsonTooDeepError
-module.exports.JsonTooManyKeysError = JsonTooManyKeysError
-module.exports.JsonArrayTooLongError = JsonArrayTooLongError
-module.exports.JsonStringTooLongError = JsonStringTooLongError
-module.exports.JsonTooManyNodesError = JsonTooManyNodesError
-module.exports.PoolOverloadedError = PoolOverloadedError
-module.exports.JsonTimeoutError = JsonTimeoutError
+module.exports = {
+  BulwarkError,
+  InvalidArgError,
+  OutOfRangeError,
+  ClosedError,
+  InternalError,
+  AbortError,
+  PayloadTooLargeError,
+  RequestTimeoutError,
+  DeadlineError,
+  IdleTimeoutError,
+  TooSlowError,
+  TimeoutError,
+  OverloadedError,
+  JsonSyntaxError,
+  JsonInvalidUtf8Error,
+  JsonForbiddenKeyError,
+  JsonLimitError,
+  JsonTooLargeError,
+  JsonTooDeepError,
+  JsonTooManyKeysError,
+  JsonArrayTooLongError,
+  JsonStringTooLongError,
+  JsonTooManyNodesError,
+  PoolOverloadedError,
+  JsonTimeoutError,
+}

@@ -10,11 +10,11 @@
 
 mod env_state;
 mod error;
+mod json;
 mod loop_delay;
 mod loop_hooks;
 mod memory;
 mod pressure;
-mod json;
 mod runtime;
 mod stall;
 
