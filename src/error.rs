@@ -23,6 +23,12 @@ pub enum ErrorCode {
   Closed,
   /// A bug in bulwark: a broken invariant or an unexpected failure of the host.
   Internal,
+  /// regex: the pattern or flags are invalid JavaScript regex syntax (a `SyntaxError`).
+  RegexSyntax,
+  /// regex: the pattern uses a feature that needs backtracking (backreference, lookaround).
+  RegexUnsupported,
+  /// regex: the compiled pattern exceeds the size or nesting limits.
+  RegexTooLarge,
 }
 
 impl ErrorCode {
@@ -32,6 +38,9 @@ impl ErrorCode {
       ErrorCode::OutOfRange => "ERR_BULWARK_OUT_OF_RANGE",
       ErrorCode::Closed => "ERR_BULWARK_CLOSED",
       ErrorCode::Internal => "ERR_BULWARK_INTERNAL",
+      ErrorCode::RegexSyntax => "ERR_BULWARK_REGEX_SYNTAX",
+      ErrorCode::RegexUnsupported => "ERR_BULWARK_REGEX_UNSUPPORTED",
+      ErrorCode::RegexTooLarge => "ERR_BULWARK_REGEX_TOO_LARGE",
     }
   }
 }
@@ -105,6 +114,9 @@ mod tests {
       ErrorCode::OutOfRange,
       ErrorCode::Closed,
       ErrorCode::Internal,
+      ErrorCode::RegexSyntax,
+      ErrorCode::RegexUnsupported,
+      ErrorCode::RegexTooLarge,
     ] {
       assert!(code.as_str().starts_with("ERR_BULWARK_"), "{code:?}");
     }

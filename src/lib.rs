@@ -10,6 +10,7 @@
 
 mod env_state;
 mod error;
+mod regex;
 mod runtime;
 
 use napi::{bindgen_prelude::Object, Env};
