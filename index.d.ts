@@ -2,3 +2,4 @@
 // gathers them, exactly as index.js gathers the runtime exports.
 export * from './lib/errors'
 export * from './lib/runtime'
+export * from './lib/regex'

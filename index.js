@@ -5,4 +5,5 @@
 module.exports = {
   ...require('./lib/errors'),
   ...require('./lib/runtime'),
+  ...require('./lib/regex'),
 }

@@ -32,7 +32,26 @@ const AbortError = defineError('AbortError', {
   defaultMessage: 'The operation was aborted',
 })
 
+// --- regex ----------------------------------------------------------------------------------
+// All three are `instanceof SyntaxError` (what `new RegExp` throws) and `instanceof BulwarkError`.
+
+const RegexSyntaxError = defineError('RegexSyntaxError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_SYNTAX',
+})
+const RegexUnsupportedError = defineError('RegexUnsupportedError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_UNSUPPORTED',
+})
+const RegexTooLargeError = defineError('RegexTooLargeError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_TOO_LARGE',
+})
+
 module.exports = {
+  RegexSyntaxError,
+  RegexUnsupportedError,
+  RegexTooLargeError,
   BulwarkError,
   InvalidArgError,
   OutOfRangeError,
