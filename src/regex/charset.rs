@@ -61,7 +61,10 @@ impl Set {
     Set(out)
   }
   pub fn intersect(&self, other: &Set, max: u32) -> Set {
-    self.complement(max).union(&other.complement(max)).complement(max)
+    self
+      .complement(max)
+      .union(&other.complement(max))
+      .complement(max)
   }
   pub fn minus(&self, other: &Set, max: u32) -> Set {
     self.intersect(&other.complement(max), max)
@@ -85,7 +88,12 @@ impl Set {
       let mut scalar = ClassUnicode::new(self.scalar_ranges());
       scalar.case_fold_simple();
       let mut v = self.0.clone();
-      v.extend(scalar.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)));
+      v.extend(
+        scalar
+          .ranges()
+          .iter()
+          .map(|r| (r.start() as u32, r.end() as u32)),
+      );
       Set::from_ranges(v)
     } else {
       let t = legacy_table();
@@ -127,7 +135,10 @@ impl Set {
           alts.push(Hir::literal(buf));
         }
       }
-      set = set.minus(&Set::from_ranges(LINE_TERMINATORS.iter().map(|&c| (c, c)).collect()), 0x10FFFF);
+      set = set.minus(
+        &Set::from_ranges(LINE_TERMINATORS.iter().map(|&c| (c, c)).collect()),
+        0x10FFFF,
+      );
     }
     let scalar = set.scalar_ranges();
     if !scalar.is_empty() {
@@ -148,7 +159,9 @@ impl Set {
 }
 
 fn bytes(lo: u8, hi: u8) -> Hir {
-  Hir::class(Class::Bytes(ClassBytes::new([ClassBytesRange::new(lo, hi)])))
+  Hir::class(Class::Bytes(ClassBytes::new([ClassBytesRange::new(
+    lo, hi,
+  )])))
 }
 
 /// Surrogates are encoded like any 3-byte sequence: `ED`, `A0..=BF`, `80..=BF`.

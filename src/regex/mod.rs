@@ -66,7 +66,9 @@ fn config() -> meta::Config {
 fn too_large(e: impl std::fmt::Display) -> BulwarkError {
   BulwarkError::new(
     ErrorCode::RegexTooLarge,
-    format!("Invalid regular expression: the compiled pattern exceeds SafeRegExp's size limit ({e})"),
+    format!(
+      "Invalid regular expression: the compiled pattern exceeds SafeRegExp's size limit ({e})"
+    ),
   )
 }
 
@@ -77,7 +79,12 @@ impl Compiled {
       .configure(config())
       .build_from_hir(&t.hir)
       .map_err(too_large)?;
-    Ok(Compiled { re, groups: t.groups, framed: t.framed, unicode: flags.unicode || flags.sets })
+    Ok(Compiled {
+      re,
+      groups: t.groups,
+      framed: t.framed,
+      unicode: flags.unicode || flags.sets,
+    })
   }
   pub fn group_count(&self) -> usize {
     self.groups.len()
@@ -94,9 +101,15 @@ pub struct Hay {
 
 impl Hay {
   pub fn encode(units: &[u16], unicode: bool, framed: bool) -> Hay {
-    let trivial = units.iter().all(|&u| u < 0x80 && !(framed && (u == 0x0A || u == 0x0D)));
+    let trivial = units
+      .iter()
+      .all(|&u| u < 0x80 && !(framed && (u == 0x0A || u == 0x0D)));
     if trivial {
-      return Hay { bytes: units.iter().map(|&u| u as u8).collect(), map: None, framed };
+      return Hay {
+        bytes: units.iter().map(|&u| u as u8).collect(),
+        map: None,
+        framed,
+      };
     }
     let mut bytes = Vec::with_capacity(units.len() * 2);
     let mut map = Vec::with_capacity(units.len() + 1);
@@ -104,7 +117,11 @@ impl Hay {
     while i < units.len() {
       let u = units[i] as u32;
       map.push(bytes.len() as u32);
-      if unicode && (0xD800..0xDC00).contains(&u) && i + 1 < units.len() && (0xDC00..0xE000).contains(&units[i + 1]) {
+      if unicode
+        && (0xD800..0xDC00).contains(&u)
+        && i + 1 < units.len()
+        && (0xDC00..0xE000).contains(&units[i + 1])
+      {
         // The low half maps to the pair's start, as V8 steps back from the middle of a pair.
         map.push(bytes.len() as u32);
         let c = 0x10000 + ((u - 0xD800) << 10) + (units[i + 1] as u32 - 0xDC00);
@@ -116,7 +133,11 @@ impl Hay {
       }
     }
     map.push(bytes.len() as u32);
-    Hay { bytes, map: Some(map), framed }
+    Hay {
+      bytes,
+      map: Some(map),
+      framed,
+    }
   }
   pub fn utf16_len(&self) -> usize {
     match &self.map {
@@ -166,9 +187,10 @@ pub fn search(
   slots.resize(c.re.group_info().slot_len(), None);
   let mut b = hay.to_byte(start);
   loop {
-    let input = Input::new(&hay.bytes)
-      .range(b..)
-      .anchored(if sticky { Anchored::Yes } else { Anchored::No });
+    let input =
+      Input::new(&hay.bytes)
+        .range(b..)
+        .anchored(if sticky { Anchored::Yes } else { Anchored::No });
     if c.re.search_slots_with(cache, &input, slots).is_none() {
       return false;
     }
@@ -183,7 +205,10 @@ pub fn search(
     break;
   }
   let span = |k: usize| -> Option<(usize, usize)> {
-    Some((slots.get(2 * k)?.as_ref()?.get(), slots.get(2 * k + 1)?.as_ref()?.get()))
+    Some((
+      slots.get(2 * k)?.as_ref()?.get(),
+      slots.get(2 * k + 1)?.as_ref()?.get(),
+    ))
   };
   let (s, e) = span(0).unwrap();
   out[0] = hay.to_utf16(s) as i32;
@@ -220,7 +245,9 @@ pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
   let mut seen = String::new();
   for ch in flags.chars() {
     if seen.contains(ch) || !"dgimsuvy".contains(ch) {
-      return Err(translate::syntax_err(format!("Invalid flags supplied to RegExp constructor '{flags}'")));
+      return Err(translate::syntax_err(format!(
+        "Invalid flags supplied to RegExp constructor '{flags}'"
+      )));
     }
     seen.push(ch);
     match ch {
@@ -233,7 +260,9 @@ pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
     }
   }
   if f.unicode && f.sets {
-    return Err(translate::syntax_err(format!("Invalid flags supplied to RegExp constructor '{flags}'")));
+    return Err(translate::syntax_err(format!(
+      "Invalid flags supplied to RegExp constructor '{flags}'"
+    )));
   }
   Ok(f)
 }
@@ -257,7 +286,12 @@ impl NativeRegex {
     let units = units.strip_suffix(&[0]).unwrap_or(units);
     let c = Compiled::new(units, parse_flags(&flags)?)?;
     let cache = c.re.create_cache();
-    Ok(NativeRegex { c, cache, slots: Vec::new(), hay: None })
+    Ok(NativeRegex {
+      c,
+      cache,
+      slots: Vec::new(),
+      hay: None,
+    })
   }
 
   /// Number of capture groups (without group 0).
@@ -269,7 +303,13 @@ impl NativeRegex {
   /// Group names in order (empty string for unnamed groups), joined with NUL.
   #[napi(getter)]
   pub fn group_names(&self) -> String {
-    self.c.groups.iter().map(|g| g.name.clone().unwrap_or_default()).collect::<Vec<_>>().join("\0")
+    self
+      .c
+      .groups
+      .iter()
+      .map(|g| g.name.clone().unwrap_or_default())
+      .collect::<Vec<_>>()
+      .join("\0")
   }
 
   /// Searches `input` (or, when `null`, the previous input again) from UTF-16 index `start`.
@@ -293,7 +333,15 @@ impl NativeRegex {
     // SAFETY: the typed array is a scratch buffer owned by lib/regex.js; nothing else reads or
     // writes it during this synchronous call.
     let out = unsafe { out.as_mut() };
-    Ok(search(&self.c, &mut self.cache, &mut self.slots, hay, start as usize, sticky, out))
+    Ok(search(
+      &self.c,
+      &mut self.cache,
+      &mut self.slots,
+      hay,
+      start as usize,
+      sticky,
+      out,
+    ))
   }
 }
 
@@ -329,11 +377,20 @@ impl NativeRegexSet {
     }
     let hir_refs: Vec<&regex_syntax::hir::Hir> = hirs.iter().map(|t| &t.hir).collect();
     let re = meta::Builder::new()
-      .configure(config().which_captures(regex_automata::nfa::thompson::WhichCaptures::None))
+      .configure(
+        config()
+          .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
+          .match_kind(regex_automata::MatchKind::All),
+      )
       .build_many_from_hir(&hir_refs)
       .map_err(too_large)?;
     let cache = re.create_cache();
-    Ok(NativeRegexSet { re, unicode: f.unicode || f.sets, framed, cache })
+    Ok(NativeRegexSet {
+      re,
+      unicode: f.unicode || f.sets,
+      framed,
+      cache,
+    })
   }
 
   /// Indexes of the patterns that match somewhere in `input`, ascending.
@@ -345,7 +402,9 @@ impl NativeRegexSet {
     let hay = Hay::encode(units, self.unicode, self.framed);
     let mut set = regex_automata::PatternSet::new(self.re.pattern_len());
     let input = Input::new(&hay.bytes);
-    self.re.which_overlapping_matches_with(&mut self.cache, &input, &mut set);
+    self
+      .re
+      .which_overlapping_matches_with(&mut self.cache, &input, &mut set);
     Ok(Uint32Array::new(set.iter().map(|p| p.as_u32()).collect()))
   }
 }
@@ -362,7 +421,16 @@ mod tests {
     let h = Hay::encode(&units, c.unicode, c.framed);
     let mut cache = c.re.create_cache();
     let mut out = vec![0; 2 + 2 * c.group_count()];
-    search(&c, &mut cache, &mut Vec::new(), &h, start, flags.contains('y'), &mut out).then_some(out)
+    search(
+      &c,
+      &mut cache,
+      &mut Vec::new(),
+      &h,
+      start,
+      flags.contains('y'),
+      &mut out,
+    )
+    .then_some(out)
   }
 
   #[test]
@@ -382,7 +450,10 @@ mod tests {
     assert_eq!(run("^b", "m", "a\u{2028}b", 0), Some(vec![2, 3]));
     assert_eq!(run("ß", "i", "ẞ", 0), None);
     assert_eq!(run("ß", "iu", "ẞ", 0), Some(vec![0, 1]));
-    assert_eq!(run("(?:(a)|(b)|(c))+", "", "abc", 0), Some(vec![0, 3, -1, -1, -1, -1, 2, 3]));
+    assert_eq!(
+      run("(?:(a)|(b)|(c))+", "", "abc", 0),
+      Some(vec![0, 3, -1, -1, -1, -1, 2, 3])
+    );
   }
 
   #[test]
@@ -390,10 +461,20 @@ mod tests {
     let src: Vec<u16> = "ab(?=c)".encode_utf16().collect();
     let err = Compiled::new(&src, Flags::default()).err().unwrap();
     assert_eq!(err.code, ErrorCode::RegexUnsupported);
-    assert!(err.message.contains("lookahead") && err.message.contains("index 2"), "{}", err.message);
+    assert!(
+      err.message.contains("lookahead") && err.message.contains("index 2"),
+      "{}",
+      err.message
+    );
     let src: Vec<u16> = "((a{100}){100}){100}".encode_utf16().collect();
-    assert_eq!(Compiled::new(&src, Flags::default()).err().unwrap().code, ErrorCode::RegexTooLarge);
-    assert_eq!(parse_flags("gg").err().unwrap().code, ErrorCode::RegexSyntax);
+    assert_eq!(
+      Compiled::new(&src, Flags::default()).err().unwrap().code,
+      ErrorCode::RegexTooLarge
+    );
+    assert_eq!(
+      parse_flags("gg").err().unwrap().code,
+      ErrorCode::RegexSyntax
+    );
   }
 
   #[test]

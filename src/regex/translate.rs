@@ -75,7 +75,10 @@ fn quote(source: &[u16]) -> (String, Vec<u32>) {
     let u = source[i];
     let start = lit.len();
     let mut width = 1;
-    if (0xD800..0xDC00).contains(&u) && i + 1 < source.len() && (0xDC00..0xE000).contains(&source[i + 1]) {
+    if (0xD800..0xDC00).contains(&u)
+      && i + 1 < source.len()
+      && (0xDC00..0xE000).contains(&source[i + 1])
+    {
       let c = 0x10000 + (((u as u32) - 0xD800) << 10) + (source[i + 1] as u32 - 0xDC00);
       lit.push(char::from_u32(c).unwrap());
       width = 2;
@@ -139,7 +142,11 @@ pub fn translate_framed(source: &[u16], flags: Flags) -> Result<Translated, Bulw
   translate_with(source, flags, true)
 }
 
-fn translate_with(source: &[u16], flags: Flags, force_framed: bool) -> Result<Translated, BulwarkError> {
+fn translate_with(
+  source: &[u16],
+  flags: Flags,
+  force_framed: bool,
+) -> Result<Translated, BulwarkError> {
   check_nesting(source)?;
   let (lit, pos_map) = quote(source);
   let alloc = Allocator::default();
@@ -181,7 +188,11 @@ fn translate_with(source: &[u16], flags: Flags, force_framed: bool) -> Result<Tr
       framed = true;
       continue;
     }
-    return Ok(Translated { hir, groups: ctx.groups, framed });
+    return Ok(Translated {
+      hir,
+      groups: ctx.groups,
+      framed,
+    });
   }
 }
 
@@ -213,7 +224,10 @@ impl Ctx<'_> {
   fn disjunction(&mut self, d: &Disjunction) -> Result<Hir, BulwarkError> {
     self.depth += 1;
     if self.depth > MAX_NEST * 2 {
-      return Err(BulwarkError::new(ErrorCode::RegexTooLarge, "Invalid regular expression: nesting too deep"));
+      return Err(BulwarkError::new(
+        ErrorCode::RegexTooLarge,
+        "Invalid regular expression: nesting too deep",
+      ));
     }
     let mut alts = Vec::with_capacity(d.body.len());
     for alt in &d.body {
@@ -228,7 +242,11 @@ impl Ctx<'_> {
   }
 
   fn set_hir(&self, set: Set) -> Hir {
-    let set = if self.flags.ignore_case { set.case_close(self.unicode()) } else { set };
+    let set = if self.flags.ignore_case {
+      set.case_close(self.unicode())
+    } else {
+      set
+    };
     if let Some(c) = set.as_single() {
       if !(self.framed && LINE_TERMINATORS.contains(&c)) && !(0xD800..0xE000).contains(&c) {
         let mut b = Vec::with_capacity(4);
@@ -254,7 +272,10 @@ impl Ctx<'_> {
         BoundaryAssertionKind::End => Hir::look(Look::End),
         BoundaryAssertionKind::Boundary | BoundaryAssertionKind::NegativeBoundary => {
           if self.flags.ignore_case && self.unicode() {
-            return Err(self.unsupported("\\b or \\B with flags i and u/v (word characters then include U+017F and U+212A)", b.span.start));
+            return Err(self.unsupported(
+              "\\b or \\B with flags i and u/v (word characters then include U+017F and U+212A)",
+              b.span.start,
+            ));
           }
           if b.kind == BoundaryAssertionKind::Boundary {
             Hir::look(Look::WordAscii)
@@ -272,9 +293,14 @@ impl Ctx<'_> {
         };
         return Err(self.unsupported(what, l.span.start));
       }
-      Term::IndexedReference(r) => return Err(self.unsupported(&format!("backreference \\{}", r.index), r.span.start)),
+      Term::IndexedReference(r) => {
+        return Err(self.unsupported(&format!("backreference \\{}", r.index), r.span.start))
+      }
       Term::NamedReference(r) => {
-        return Err(self.unsupported(&format!("backreference \\k<{}>", r.name.as_str()), r.span.start))
+        return Err(self.unsupported(
+          &format!("backreference \\k<{}>", r.name.as_str()),
+          r.span.start,
+        ))
       }
       Term::Quantifier(q) => {
         if q.min > MAX_REPEAT || q.max.is_some_and(|m| m > MAX_REPEAT) {
@@ -297,9 +323,22 @@ impl Ctx<'_> {
           None
         };
         let mut sub = self.term(&q.body)?;
+        if q.max.is_none_or(|m| m > q.min) && sub.properties().minimum_len() == Some(0) {
+          // JS rejects an optional iteration that matches the empty string and backtracks into
+          // the body's other choices; the automata accept it. The results differ (spans and
+          // captures), so refuse rather than change the meaning.
+          return Err(self.unsupported(
+            "a quantifier with optional iterations over a group that can match the empty string",
+            q.span.start,
+          ));
+        }
         if let Some(slot) = hidden {
           self.iterations.pop();
-          sub = Hir::capture(Capture { index: slot as u32, name: None, sub: Box::new(sub) });
+          sub = Hir::capture(Capture {
+            index: slot as u32,
+            name: None,
+            sub: Box::new(sub),
+          });
         }
         Hir::repetition(Repetition {
           min: q.min as u32,
@@ -320,7 +359,13 @@ impl Ctx<'_> {
       }
       Term::CharacterClassEscape(e) => self.set_hir(self.escape_set(e.kind)),
       Term::UnicodePropertyEscape(p) => {
-        let s = self.property_set(p.negative, p.strings, p.name.as_str(), p.value.as_ref().map(|v| v.as_str()), p.span.start)?;
+        let s = self.property_set(
+          p.negative,
+          p.strings,
+          p.name.as_str(),
+          p.value.as_ref().map(|v| v.as_str()),
+          p.span.start,
+        )?;
         self.set_hir(s)
       }
       Term::CharacterClass(c) => {
@@ -330,13 +375,29 @@ impl Ctx<'_> {
       Term::CapturingGroup(g) => {
         let slot = self.next_slot;
         self.next_slot += 1;
+        if let Some(name) = &g.name {
+          if self
+            .groups
+            .iter()
+            .any(|x| x.name.as_deref() == Some(name.as_str()))
+          {
+            return Err(self.unsupported(
+              &format!("duplicate capture group name <{}> (ES2025)", name.as_str()),
+              g.span.start,
+            ));
+          }
+        }
         self.groups.push(GroupMeta {
           slot,
           name: g.name.as_ref().map(|n| n.as_str().to_string()),
           iterations: self.iterations.clone(),
         });
         let sub = self.disjunction(&g.body)?;
-        Hir::capture(Capture { index: slot as u32, name: None, sub: Box::new(sub) })
+        Hir::capture(Capture {
+          index: slot as u32,
+          name: None,
+          sub: Box::new(sub),
+        })
       }
       Term::IgnoreGroup(g) => {
         let saved = self.flags;
@@ -412,17 +473,31 @@ impl Ctx<'_> {
       .build()
       .parse(&query)
       .map_err(|_| self.unsupported(&format!("Unicode property {}", &query[1..]), at))?;
-    let regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(cls)) = hir.kind() else {
+    let regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(cls)) = hir.kind()
+    else {
       return Err(self.unsupported(&format!("Unicode property {}", &query[1..]), at));
     };
-    let set = Set::from_ranges(cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect());
-    Ok(if negative { set.complement(self.max()) } else { set })
+    let set = Set::from_ranges(
+      cls
+        .ranges()
+        .iter()
+        .map(|r| (r.start() as u32, r.end() as u32))
+        .collect(),
+    );
+    Ok(if negative {
+      set.complement(self.max())
+    } else {
+      set
+    })
   }
 
   fn class_set(&mut self, c: &CharacterClass) -> Result<Set, BulwarkError> {
     self.depth += 1;
     if self.depth > MAX_NEST * 2 {
-      return Err(BulwarkError::new(ErrorCode::RegexTooLarge, "Invalid regular expression: nesting too deep"));
+      return Err(BulwarkError::new(
+        ErrorCode::RegexTooLarge,
+        "Invalid regular expression: nesting too deep",
+      ));
     }
     let max = self.max();
     let mut acc: Option<Set> = None;
@@ -430,16 +505,23 @@ impl Ctx<'_> {
       let s = match item {
         CharacterClassContents::CharacterClassRange(r) => Set::range(r.min.value, r.max.value),
         CharacterClassContents::CharacterClassEscape(e) => self.escape_set(e.kind),
-        CharacterClassContents::UnicodePropertyEscape(p) => {
-          self.property_set(p.negative, p.strings, p.name.as_str(), p.value.as_ref().map(|v| v.as_str()), p.span.start)?
-        }
+        CharacterClassContents::UnicodePropertyEscape(p) => self.property_set(
+          p.negative,
+          p.strings,
+          p.name.as_str(),
+          p.value.as_ref().map(|v| v.as_str()),
+          p.span.start,
+        )?,
         CharacterClassContents::Character(ch) => Set::single(ch.value),
         CharacterClassContents::NestedCharacterClass(n) => self.class_set(n)?,
         CharacterClassContents::ClassStringDisjunction(d) => {
           let mut s = Set::empty();
           for string in &d.body {
             if string.body.len() != 1 {
-              return Err(self.unsupported("a \\q{…} string of other than one character", string.span.start));
+              return Err(self.unsupported(
+                "a \\q{…} string of other than one character",
+                string.span.start,
+              ));
             }
             s = s.union(&Set::single(string.body[0].value));
           }
