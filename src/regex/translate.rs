@@ -248,7 +248,8 @@ impl Ctx<'_> {
       set
     };
     if let Some(c) = set.as_single() {
-      if !(self.framed && LINE_TERMINATORS.contains(&c)) && !(0xD800..0xE000).contains(&c) {
+      let special = (0xD800..0xE000).contains(&c) || (self.framed && LINE_TERMINATORS.contains(&c));
+      if !special {
         let mut b = Vec::with_capacity(4);
         super::charset::encode_unit(c, false, &mut b);
         return Hir::literal(b);
