@@ -11,4 +11,5 @@ module.exports = {
   ...require('./lib/stream-guard'),
   ...require('./lib/pressure'),
   ...require('./lib/json'),
+  ...require('./lib/regex'),
 }

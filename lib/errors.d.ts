@@ -178,4 +178,18 @@ export declare class JsonTimeoutError extends BulwarkError {
   readonly code: 'ERR_BULWARK_JSON_TIMEOUT'
   readonly statusCode: 503
   readonly timeoutMs: number
+// --- regex
+/** Invalid pattern or flags, as `new RegExp` would reject them. Also `instanceof SyntaxError`. */
+export declare class RegexSyntaxError extends SyntaxError {
+  readonly code: 'ERR_BULWARK_REGEX_SYNTAX'
+}
+/** The pattern needs backtracking (backreference, lookahead, lookbehind); the message names the
+ * feature and its index in the source. Also `instanceof SyntaxError`. */
+export declare class RegexUnsupportedError extends SyntaxError {
+  readonly code: 'ERR_BULWARK_REGEX_UNSUPPORTED'
+}
+/** The compiled pattern exceeds the size (8 MiB NFA, repetition ≤ 100000) or nesting (200)
+ * limits. Also `instanceof SyntaxError`. */
+export declare class RegexTooLargeError extends SyntaxError {
+  readonly code: 'ERR_BULWARK_REGEX_TOO_LARGE'
 }

@@ -134,9 +134,26 @@ const JsonTimeoutError = defineError('JsonTimeoutError', {
   code: 'ERR_BULWARK_JSON_TIMEOUT',
   statusCode: 503,
   defaultMessage: 'The JSON parse timed out',
+// --- regex ----------------------------------------------------------------------------------
+// All three are `instanceof SyntaxError` (what `new RegExp` throws) and `instanceof BulwarkError`.
+
+const RegexSyntaxError = defineError('RegexSyntaxError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_SYNTAX',
+})
+const RegexUnsupportedError = defineError('RegexUnsupportedError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_UNSUPPORTED',
+})
+const RegexTooLargeError = defineError('RegexTooLargeError', {
+  base: SyntaxError,
+  code: 'ERR_BULWARK_REGEX_TOO_LARGE',
 })
 
 module.exports = {
+  RegexSyntaxError,
+  RegexUnsupportedError,
+  RegexTooLargeError,
   BulwarkError,
   InvalidArgError,
   OutOfRangeError,

@@ -44,6 +44,12 @@ pub enum ErrorCode {
   JsonTooManyNodes,
   /// The pool's queue is full (503).
   PoolOverloaded,
+  /// regex: the pattern or flags are invalid JavaScript regex syntax (a `SyntaxError`).
+  RegexSyntax,
+  /// regex: the pattern uses a feature that needs backtracking (backreference, lookaround).
+  RegexUnsupported,
+  /// regex: the compiled pattern exceeds the size or nesting limits.
+  RegexTooLarge,
 }
 
 impl ErrorCode {
@@ -64,6 +70,9 @@ impl ErrorCode {
       ErrorCode::JsonStringTooLong => "ERR_BULWARK_JSON_STRING_TOO_LONG",
       ErrorCode::JsonTooManyNodes => "ERR_BULWARK_JSON_TOO_MANY_NODES",
       ErrorCode::PoolOverloaded => "ERR_BULWARK_POOL_OVERLOADED",
+      ErrorCode::RegexSyntax => "ERR_BULWARK_REGEX_SYNTAX",
+      ErrorCode::RegexUnsupported => "ERR_BULWARK_REGEX_UNSUPPORTED",
+      ErrorCode::RegexTooLarge => "ERR_BULWARK_REGEX_TOO_LARGE",
     }
   }
 }
@@ -148,6 +157,9 @@ mod tests {
       ErrorCode::JsonStringTooLong,
       ErrorCode::JsonTooManyNodes,
       ErrorCode::PoolOverloaded,
+      ErrorCode::RegexSyntax,
+      ErrorCode::RegexUnsupported,
+      ErrorCode::RegexTooLarge,
     ] {
       assert!(code.as_str().starts_with("ERR_BULWARK_"), "{code:?}");
     }

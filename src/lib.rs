@@ -15,6 +15,7 @@ mod loop_delay;
 mod loop_hooks;
 mod memory;
 mod pressure;
+mod regex;
 mod runtime;
 mod stall;
 

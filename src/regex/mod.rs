@@ -1,0 +1,486 @@
+//! SafeRegExp's engine: JavaScript regular expressions in linear time.
+//!
+//! **What.** A JS pattern (UTF-16 source, flags `dgimsuvy`) is parsed by `oxc_regular_expression`
+//! (a complete ECMAScript parser: Annex B, `u`/`v`, named groups, modifiers) and its syntax tree
+//! is translated node by node into `regex-syntax` HIR (`translate.rs`), compiled by
+//! `regex-automata`'s meta engine (lazy DFA / one-pass / bounded backtracker / PikeVM: all
+//! linear in the input). Pattern strings are never rewritten into another regex dialect.
+//!
+//! **Text encoding (the key design choice).** JS strings are UTF-16 with possible lone
+//! surrogates; the engine runs over bytes. Haystacks are encoded per unit: without `u` every
+//! UTF-16 code unit (each half of a pair too) becomes its own 1–3 byte generalized-UTF-8
+//! sequence, so `.` and classes consume one code unit as V8 does; with `u`/`v`, pairs become one
+//! 4-byte sequence and lone surrogates their 3-byte form (WTF-8). The HIR is built over the same
+//! encoding (`charset.rs`), so lone surrogates are matchable and survive `replace`. When a
+//! multiline `^`/`$` occurs, the four JS line terminators are encoded as `0A F8+k 0A`, so
+//! regex-automata's `StartLF`/`EndLF` looks fire exactly at JS line starts/ends (no byte of any
+//! other unit is `0A`, `F8..FB` never occur otherwise, so no match can start inside a unit; the
+//! only false positives are empty matches inside a framed unit, skipped by `search`). Offsets map
+//! back to UTF-16 through a `u16 → byte` table (binary search back), skipped for ASCII text.
+//!
+//! **JS semantics.** `\d \w \b` ASCII; `\s` the JS set incl. U+FEFF; `.` without the four line
+//! terminators unless `s`; case-insensitivity by the spec's `Canonicalize` (legacy
+//! `toUpperCase` table without `u`, simple case folding with it), applied to whole classes
+//! before negation; captures inside a repeated group are reset at each iteration as in JS (a
+//! hidden capture around the repeated body records the last iteration; captures outside it are
+//! dropped). Backreferences and lookaround are rejected (`ERR_BULWARK_REGEX_UNSUPPORTED`) with
+//! the position, never approximated.
+//!
+//! **Limits.** Compiled NFA ≤ 8 MiB, lazy-DFA cache ≤ 4 MiB per regex, repetition counts
+//! ≤ 100 000, nesting ≤ 200 (`ERR_BULWARK_REGEX_TOO_LARGE`). Search time is O(pattern × input).
+//!
+//! **Known gap.** A capture that matched the empty string exactly where the last iteration of
+//! its enclosing repetition begins is reported even if it was set in the previous iteration
+//! (JS would report `undefined`): positions alone cannot tell the two apart.
+
+mod charset;
+mod translate;
+
+use crate::error::{BulwarkError, ErrorCode};
+use napi::bindgen_prelude::{Int32Array, Uint32Array};
+use napi::JsString;
+use napi_derive::napi;
+use regex_automata::{meta, util::primitives::NonMaxUsize, Anchored, Input};
+pub use translate::Flags;
+use translate::GroupMeta;
+
+const NFA_LIMIT: usize = 8 << 20;
+const DFA_CACHE: usize = 4 << 20;
+
+pub struct Compiled {
+  re: meta::Regex,
+  groups: Vec<GroupMeta>,
+  framed: bool,
+  unicode: bool,
+}
+
+fn config() -> meta::Config {
+  meta::Config::new()
+    .utf8_empty(false)
+    .nfa_size_limit(Some(NFA_LIMIT))
+    .onepass_size_limit(Some(NFA_LIMIT))
+    .dfa_size_limit(Some(NFA_LIMIT))
+    .hybrid_cache_capacity(DFA_CACHE)
+}
+
+fn too_large(e: impl std::fmt::Display) -> BulwarkError {
+  BulwarkError::new(
+    ErrorCode::RegexTooLarge,
+    format!(
+      "Invalid regular expression: the compiled pattern exceeds SafeRegExp's size limit ({e})"
+    ),
+  )
+}
+
+impl Compiled {
+  pub fn new(source: &[u16], flags: Flags) -> Result<Compiled, BulwarkError> {
+    let t = translate::translate(source, flags)?;
+    let re = meta::Builder::new()
+      .configure(config())
+      .build_from_hir(&t.hir)
+      .map_err(too_large)?;
+    Ok(Compiled {
+      re,
+      groups: t.groups,
+      framed: t.framed,
+      unicode: flags.unicode || flags.sets,
+    })
+  }
+  pub fn group_count(&self) -> usize {
+    self.groups.len()
+  }
+}
+
+/// A haystack in the engine's encoding.
+pub struct Hay {
+  bytes: Vec<u8>,
+  /// `map[i]` = byte offset of UTF-16 index `i` (len + 1 entries); `None` when they are equal.
+  map: Option<Vec<u32>>,
+  framed: bool,
+}
+
+impl Hay {
+  pub fn encode(units: &[u16], unicode: bool, framed: bool) -> Hay {
+    let trivial = units
+      .iter()
+      .all(|&u| u < 0x80 && !(framed && (u == 0x0A || u == 0x0D)));
+    if trivial {
+      return Hay {
+        bytes: units.iter().map(|&u| u as u8).collect(),
+        map: None,
+        framed,
+      };
+    }
+    let mut bytes = Vec::with_capacity(units.len() * 2);
+    let mut map = Vec::with_capacity(units.len() + 1);
+    let mut i = 0;
+    while i < units.len() {
+      let u = units[i] as u32;
+      map.push(bytes.len() as u32);
+      if unicode
+        && (0xD800..0xDC00).contains(&u)
+        && i + 1 < units.len()
+        && (0xDC00..0xE000).contains(&units[i + 1])
+      {
+        // The low half maps to the pair's start, as V8 steps back from the middle of a pair.
+        map.push(bytes.len() as u32);
+        let c = 0x10000 + ((u - 0xD800) << 10) + (units[i + 1] as u32 - 0xDC00);
+        charset::encode_unit(c, framed, &mut bytes);
+        i += 2;
+      } else {
+        charset::encode_unit(u, framed, &mut bytes);
+        i += 1;
+      }
+    }
+    map.push(bytes.len() as u32);
+    Hay {
+      bytes,
+      map: Some(map),
+      framed,
+    }
+  }
+  pub fn utf16_len(&self) -> usize {
+    match &self.map {
+      None => self.bytes.len(),
+      Some(m) => m.len() - 1,
+    }
+  }
+  fn to_byte(&self, i: usize) -> usize {
+    match &self.map {
+      None => i,
+      Some(m) => m[i] as usize,
+    }
+  }
+  fn to_utf16(&self, b: usize) -> usize {
+    match &self.map {
+      None => b,
+      Some(m) => m.partition_point(|&x| (x as usize) < b),
+    }
+  }
+  /// Whether a match may begin at byte `p` (not inside a unit's encoding).
+  fn is_boundary(&self, p: usize) -> bool {
+    if p == 0 || p >= self.bytes.len() {
+      return true;
+    }
+    let b = self.bytes[p];
+    if (0x80..0xC0).contains(&b) || b >= 0xF8 {
+      return false;
+    }
+    !(self.framed && b == 0x0A && self.bytes[p - 1] >= 0xF8)
+  }
+}
+
+/// Searches from UTF-16 index `start`; on a match writes `[start, end, g1s, g1e, …]` (UTF-16
+/// offsets, -1 for groups that did not participate) into `out` and returns true.
+pub fn search(
+  c: &Compiled,
+  cache: &mut meta::Cache,
+  slots: &mut Vec<Option<NonMaxUsize>>,
+  hay: &Hay,
+  start: usize,
+  sticky: bool,
+  out: &mut [i32],
+) -> bool {
+  if start > hay.utf16_len() {
+    return false;
+  }
+  slots.resize(c.re.group_info().slot_len(), None);
+  let mut b = hay.to_byte(start);
+  loop {
+    let input =
+      Input::new(&hay.bytes)
+        .range(b..)
+        .anchored(if sticky { Anchored::Yes } else { Anchored::No });
+    if c.re.search_slots_with(cache, &input, slots).is_none() {
+      return false;
+    }
+    let (s, e) = (slots[0].unwrap().get(), slots[1].unwrap().get());
+    if s == e && !hay.is_boundary(s) {
+      if sticky {
+        return false;
+      }
+      b = s + 1;
+      continue;
+    }
+    break;
+  }
+  let span = |k: usize| -> Option<(usize, usize)> {
+    Some((
+      slots.get(2 * k)?.as_ref()?.get(),
+      slots.get(2 * k + 1)?.as_ref()?.get(),
+    ))
+  };
+  let (s, e) = span(0).unwrap();
+  out[0] = hay.to_utf16(s) as i32;
+  out[1] = hay.to_utf16(e) as i32;
+  for (i, g) in c.groups.iter().enumerate() {
+    let mut valid = span(g.slot);
+    let mut outer: Option<(usize, usize)> = None;
+    for &it in g.iterations.iter().chain(std::iter::once(&g.slot)) {
+      let here = span(it);
+      valid = match (here, outer) {
+        (None, _) => None,
+        (Some(h), Some(o)) if h.0 < o.0 || h.1 > o.1 => None,
+        (Some(h), _) => Some(h),
+      };
+      if valid.is_none() {
+        break;
+      }
+      outer = valid;
+    }
+    let (gs, ge) = match valid {
+      Some((a, b)) => (hay.to_utf16(a) as i32, hay.to_utf16(b) as i32),
+      None => (-1, -1),
+    };
+    if let Some(slot) = out.get_mut(2 + 2 * i..4 + 2 * i) {
+      slot[0] = gs;
+      slot[1] = ge;
+    }
+  }
+  true
+}
+
+pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
+  let mut f = Flags::default();
+  let mut seen = String::new();
+  for ch in flags.chars() {
+    if seen.contains(ch) || !"dgimsuvy".contains(ch) {
+      return Err(translate::syntax_err(format!(
+        "Invalid flags supplied to RegExp constructor '{flags}'"
+      )));
+    }
+    seen.push(ch);
+    match ch {
+      'i' => f.ignore_case = true,
+      'm' => f.multiline = true,
+      's' => f.dot_all = true,
+      'u' => f.unicode = true,
+      'v' => f.sets = true,
+      _ => {}
+    }
+  }
+  if f.unicode && f.sets {
+    return Err(translate::syntax_err(format!(
+      "Invalid flags supplied to RegExp constructor '{flags}'"
+    )));
+  }
+  Ok(f)
+}
+
+/// One compiled pattern plus the encoding of the last haystack it searched (callers pass
+/// `null` to search the same string again, which keeps global iteration linear).
+#[napi]
+pub struct NativeRegex {
+  c: Compiled,
+  cache: meta::Cache,
+  slots: Vec<Option<NonMaxUsize>>,
+  hay: Option<Hay>,
+}
+
+#[napi]
+impl NativeRegex {
+  #[napi(constructor, catch_unwind)]
+  pub fn new(source: JsString, flags: String) -> crate::error::Result<Self> {
+    let units = source.into_utf16().map_err(BulwarkError::from)?;
+    let units = units.as_slice();
+    let units = units.strip_suffix(&[0]).unwrap_or(units);
+    let c = Compiled::new(units, parse_flags(&flags)?)?;
+    let cache = c.re.create_cache();
+    Ok(NativeRegex {
+      c,
+      cache,
+      slots: Vec::new(),
+      hay: None,
+    })
+  }
+
+  /// Number of capture groups (without group 0).
+  #[napi(getter)]
+  pub fn group_count(&self) -> u32 {
+    self.c.group_count() as u32
+  }
+
+  /// Group names in order (empty string for unnamed groups), joined with NUL.
+  #[napi(getter)]
+  pub fn group_names(&self) -> String {
+    self
+      .c
+      .groups
+      .iter()
+      .map(|g| g.name.clone().unwrap_or_default())
+      .collect::<Vec<_>>()
+      .join("\0")
+  }
+
+  /// Searches `input` (or, when `null`, the previous input again) from UTF-16 index `start`.
+  #[napi(catch_unwind)]
+  pub fn exec(
+    &mut self,
+    input: Option<JsString>,
+    start: u32,
+    sticky: bool,
+    mut out: Int32Array,
+  ) -> crate::error::Result<bool> {
+    if let Some(s) = input {
+      let units = s.into_utf16().map_err(BulwarkError::from)?;
+      let units = units.as_slice();
+      let units = units.strip_suffix(&[0]).unwrap_or(units);
+      self.hay = Some(Hay::encode(units, self.c.unicode, self.c.framed));
+    }
+    let Some(hay) = &self.hay else {
+      return Err(BulwarkError::new(ErrorCode::Internal, "no input to search").into());
+    };
+    // SAFETY: the typed array is a scratch buffer owned by lib/regex.js; nothing else reads or
+    // writes it during this synchronous call.
+    let out = unsafe { out.as_mut() };
+    Ok(search(
+      &self.c,
+      &mut self.cache,
+      &mut self.slots,
+      hay,
+      start as usize,
+      sticky,
+      out,
+    ))
+  }
+}
+
+/// Many patterns, one pass: which of them match.
+#[napi]
+pub struct NativeRegexSet {
+  re: meta::Regex,
+  unicode: bool,
+  framed: bool,
+  cache: meta::Cache,
+}
+
+#[napi]
+impl NativeRegexSet {
+  #[napi(constructor, catch_unwind)]
+  pub fn new(sources: Vec<String>, flags: String) -> crate::error::Result<Self> {
+    let f = parse_flags(&flags)?;
+    let mut hirs = Vec::with_capacity(sources.len());
+    let mut framed = false;
+    for s in &sources {
+      let units: Vec<u16> = s.encode_utf16().collect();
+      let t = translate::translate(&units, f)?;
+      framed |= t.framed;
+      hirs.push(t);
+    }
+    if framed {
+      // Every member must share the haystack encoding.
+      hirs.clear();
+      for s in &sources {
+        let units: Vec<u16> = s.encode_utf16().collect();
+        hirs.push(translate::translate_framed(&units, f)?);
+      }
+    }
+    let hir_refs: Vec<&regex_syntax::hir::Hir> = hirs.iter().map(|t| &t.hir).collect();
+    let re = meta::Builder::new()
+      .configure(
+        config()
+          .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
+          .match_kind(regex_automata::MatchKind::All),
+      )
+      .build_many_from_hir(&hir_refs)
+      .map_err(too_large)?;
+    let cache = re.create_cache();
+    Ok(NativeRegexSet {
+      re,
+      unicode: f.unicode || f.sets,
+      framed,
+      cache,
+    })
+  }
+
+  /// Indexes of the patterns that match somewhere in `input`, ascending.
+  #[napi(catch_unwind)]
+  pub fn matches(&mut self, input: JsString) -> crate::error::Result<Uint32Array> {
+    let units = input.into_utf16().map_err(BulwarkError::from)?;
+    let units = units.as_slice();
+    let units = units.strip_suffix(&[0]).unwrap_or(units);
+    let hay = Hay::encode(units, self.unicode, self.framed);
+    let mut set = regex_automata::PatternSet::new(self.re.pattern_len());
+    let input = Input::new(&hay.bytes);
+    self
+      .re
+      .which_overlapping_matches_with(&mut self.cache, &input, &mut set);
+    Ok(Uint32Array::new(set.iter().map(|p| p.as_u32()).collect()))
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn run(pat: &str, flags: &str, hay: &str, start: usize) -> Option<Vec<i32>> {
+    let src: Vec<u16> = pat.encode_utf16().collect();
+    let f = parse_flags(flags).unwrap();
+    let c = Compiled::new(&src, f).unwrap();
+    let units: Vec<u16> = hay.encode_utf16().collect();
+    let h = Hay::encode(&units, c.unicode, c.framed);
+    let mut cache = c.re.create_cache();
+    let mut out = vec![0; 2 + 2 * c.group_count()];
+    search(
+      &c,
+      &mut cache,
+      &mut Vec::new(),
+      &h,
+      start,
+      flags.contains('y'),
+      &mut out,
+    )
+    .then_some(out)
+  }
+
+  #[test]
+  fn rows_from_the_note() {
+    assert_eq!(run("[^]", "", "\n", 0), Some(vec![0, 1]));
+    assert_eq!(run("a[]", "", "a", 0), None);
+    assert_eq!(run("\\u{2}", "", "uu", 0), Some(vec![0, 2]));
+    assert_eq!(run("\\cJ", "", "\n", 0), Some(vec![0, 1]));
+    assert_eq!(run("\\8", "", "8", 0), Some(vec![0, 1]));
+    assert_eq!(run("a{,2}", "", "a{,2}", 0), Some(vec![0, 5]));
+    assert_eq!(run("[a[b]]", "", "b]", 0), Some(vec![0, 2]));
+    assert_eq!(run("\\w", "", "é", 0), None);
+    assert_eq!(run("\\s", "", "\u{FEFF}", 0), Some(vec![0, 1]));
+    assert_eq!(run("^.$", "", "😀", 0), None);
+    assert_eq!(run("^.$", "u", "😀", 0), Some(vec![0, 2]));
+    assert_eq!(run("a$", "m", "a\r", 0), Some(vec![0, 1]));
+    assert_eq!(run("^b", "m", "a\u{2028}b", 0), Some(vec![2, 3]));
+    assert_eq!(run("ß", "i", "ẞ", 0), None);
+    assert_eq!(run("ß", "iu", "ẞ", 0), Some(vec![0, 1]));
+    assert_eq!(
+      run("(?:(a)|(b)|(c))+", "", "abc", 0),
+      Some(vec![0, 3, -1, -1, -1, -1, 2, 3])
+    );
+  }
+
+  #[test]
+  fn rejects_backtracking_only_features_with_positions() {
+    let src: Vec<u16> = "ab(?=c)".encode_utf16().collect();
+    let err = Compiled::new(&src, Flags::default()).err().unwrap();
+    assert_eq!(err.code, ErrorCode::RegexUnsupported);
+    assert!(
+      err.message.contains("lookahead") && err.message.contains("index 2"),
+      "{}",
+      err.message
+    );
+    let src: Vec<u16> = "((a{100}){100}){100}".encode_utf16().collect();
+    assert_eq!(
+      Compiled::new(&src, Flags::default()).err().unwrap().code,
+      ErrorCode::RegexTooLarge
+    );
+    assert_eq!(
+      parse_flags("gg").err().unwrap().code,
+      ErrorCode::RegexSyntax
+    );
+  }
+
+  #[test]
+  fn multiline_empty_matches_skip_framing_bytes() {
+    assert_eq!(run("$", "m", "\r\n", 0), Some(vec![0, 0]));
+    assert_eq!(run("^", "m", "\r\n", 1), Some(vec![1, 1]));
+    assert_eq!(run("^", "m", "\r\n", 2), Some(vec![2, 2]));
+  }
+}
