@@ -178,6 +178,8 @@ export declare class JsonTimeoutError extends BulwarkError {
   readonly code: 'ERR_BULWARK_JSON_TIMEOUT'
   readonly statusCode: 503
   readonly timeoutMs: number
+}
+
 // --- regex
 /** Invalid pattern or flags, as `new RegExp` would reject them. Also `instanceof SyntaxError`. */
 export declare class RegexSyntaxError extends SyntaxError {

@@ -134,9 +134,10 @@ const JsonTimeoutError = defineError('JsonTimeoutError', {
   code: 'ERR_BULWARK_JSON_TIMEOUT',
   statusCode: 503,
   defaultMessage: 'The JSON parse timed out',
+})
+
 // --- regex ----------------------------------------------------------------------------------
 // All three are `instanceof SyntaxError` (what `new RegExp` throws) and `instanceof BulwarkError`.
-
 const RegexSyntaxError = defineError('RegexSyntaxError', {
   base: SyntaxError,
   code: 'ERR_BULWARK_REGEX_SYNTAX',
@@ -151,9 +152,6 @@ const RegexTooLargeError = defineError('RegexTooLargeError', {
 })
 
 module.exports = {
-  RegexSyntaxError,
-  RegexUnsupportedError,
-  RegexTooLargeError,
   BulwarkError,
   InvalidArgError,
   OutOfRangeError,
@@ -179,4 +177,7 @@ module.exports = {
   JsonTooManyNodesError,
   PoolOverloadedError,
   JsonTimeoutError,
+  RegexSyntaxError,
+  RegexUnsupportedError,
+  RegexTooLargeError,
 }
