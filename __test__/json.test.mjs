@@ -28,7 +28,8 @@ const {
   InvalidArgError,
 } = bulwark
 
-const corpus = path.join('/work/shared/data/json')
+// The standard corpora, committed under data/json (see its README).
+const corpus = path.join(repoRoot, 'data/json')
 const corpusFiles = ['twitter.json', 'citm_catalog.json', 'canada.json']
 
 const pools = []

@@ -24,7 +24,7 @@ const { createJsonPool } = require('..')
 const { printTable, fmt } = require('./common')
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const dataDir = process.env.BULWARK_JSON_DATA ?? path.join(__dirname, '../../../shared/data/json')
+const dataDir = process.env.BULWARK_JSON_DATA ?? path.join(__dirname, '../data/json')
 const gc = global.gc ?? (() => {})
 
 function rng(seed) {

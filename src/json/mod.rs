@@ -8,7 +8,7 @@
 //! `sliceMs` across event-loop turns. A refused body costs the main thread nothing but the
 //! rejection.
 //!
-//! Design choice, and the measurement behind it (`/work/shared/notes/json.md`, Node 20, this
+//! Design choice, and the measurement behind it (the project notes on JSON, Node 20, this
 //! machine): two prototypes were compared. (a) A compact binary tape decoded by JavaScript with
 //! shape reuse spent 0.36–0.9× of `JSON.parse`'s main-thread time, but only with generated code
 //! (`new Function`, which breaks under `--disallow-code-generation-from-strings` and puts
