@@ -45,14 +45,30 @@ function load(port, { connections = 32, ms = 2500 } = {}) {
   })
 }
 
-// Alternates off/on rounds; returns { off, on } in requests/s (medians of the rounds).
+// The server's CPU time (user + system, µs) and requests served so far.
+function usage(child) {
+  return new Promise((resolve) => {
+    child.once('message', resolve)
+    child.send('usage')
+  })
+}
+
+// Alternates off/on rounds; returns { off, on } in requests/s and { offCpu, onCpu } in server
+// CPU µs per request (medians of the rounds). Requests/s swings with how the 2 cores are shared
+// between server and load generator; the server's CPU time per request does not.
 async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
   const results = { off: [], on: [] }
+  const cpu = { off: [], on: [] }
   for (let r = 0; r < rounds; r++) {
     for (const mode of ['off', onMode]) {
+      const key = mode === 'off' ? 'off' : 'on'
       const { port, child } = await startServer(mode)
       await load(port, { ms: 1000 }) // warm-up: JIT and connection set-up
-      results[mode === 'off' ? 'off' : 'on'].push(await load(port, { ms }))
+      const before = await usage(child)
+      results[key].push(await load(port, { ms }))
+      const after = await usage(child)
+      const cpuUs = after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system
+      cpu[key].push(cpuUs / (after.served - before.served))
       child.kill()
     }
   }
@@ -60,7 +76,9 @@ async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
   // Every round, in run order, so the spread behind the medians is visible.
   const rounds_ = (a) => a.map((v) => Math.round(v)).join(' / ')
   console.log(`rounds (req/s), off: ${rounds_(results.off)}; on: ${rounds_(results.on)}`)
-  return { off: median(results.off), on: median(results.on) }
+  const cpus = (a) => a.map((v) => v.toFixed(1)).join(' / ')
+  console.log(`rounds (server CPU µs/request), off: ${cpus(cpu.off)}; on: ${cpus(cpu.on)}`)
+  return { off: median(results.off), on: median(results.on), offCpu: median(cpu.off), onCpu: median(cpu.on) }
 }
 
 module.exports = { compare }

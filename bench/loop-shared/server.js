@@ -13,5 +13,11 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 })
+let served = 0
+server.on('request', () => served++)
+// The parent asks for CPU time and requests served around each measured window.
+process.on('message', (m) => {
+  if (m === 'usage') process.send({ cpu: process.cpuUsage(), served })
+})
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
 process.on('disconnect', () => process.exit(0))
