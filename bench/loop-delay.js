@@ -6,8 +6,7 @@ const { monitorEventLoopDelay: nodeMonitor } = require('node:perf_hooks')
 const { execFileSync } = require('node:child_process')
 const { busyWait, percentile, printTable, fmt } = require('./common')
 const bulwark = require('..')
-const { compare } = require('./loop-shared/http')
-const { iterationCost } = require('./loop-shared/iterations')
+const { reportOverhead } = require('./loop-shared/overhead')
 
 const PHASES = [
   [100, 2],
@@ -124,22 +123,8 @@ async function main() {
   ].map(([name, kind]) => ({ method: name, 'idle CPU %': fmt(Math.max(0, idleCpu(kind) - base), 3) }))
   printTable([{ method: 'baseline (no monitor)', 'idle CPU %': fmt(base, 3) }, ...idleRows])
 
-  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 5 alternating rounds of 3 s)\n')
-  const { off, on, offCpu, onCpu } = await compare('monitor')
-  // Throughput ratio = req/s ratio; the CPU-based ratio (off µs/request ÷ on µs/request) is a
-  // second estimate. On 2 cores shared by client and server both swing by several percent; the
-  // per-iteration cost below is the direct measurement.
-  printTable([
-    { server: 'monitor off', 'req/s': fmt(off, 0), ratio: '1.000', 'server CPU µs/req': fmt(offCpu, 1), 'CPU-based ratio': '1.000' },
-    { server: 'bulwark monitor on', 'req/s': fmt(on, 0), ratio: fmt(on / off, 3), 'server CPU µs/req': fmt(onCpu, 1), 'CPU-based ratio': fmt(offCpu / onCpu, 3) },
-  ])
 
-  console.log('\n### Cost per event-loop iteration (setImmediate chain, median of 5 alternating child runs)\n')
-  const it = iterationCost('monitor')
-  printTable([
-    { loop: 'nothing watching', 'µs/iteration': fmt(it.off, 3), 'added µs': '-' },
-    { loop: 'bulwark monitor on', 'µs/iteration': fmt(it.on, 3), 'added µs': fmt(it.on - it.off, 3) },
-  ])
+  await reportOverhead('monitor', 'bulwark monitor on')
 }
 
 main().catch((err) => {

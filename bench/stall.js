@@ -3,8 +3,7 @@
 // throughput with the watchdog armed vs off. `npm run bench -- stall` (about 1 minute).
 const { spawn } = require('node:child_process')
 const { percentile, printTable, fmt } = require('./common')
-const { compare } = require('./loop-shared/http')
-const { iterationCost } = require('./loop-shared/iterations')
+const { reportOverhead } = require('./loop-shared/overhead')
 
 const THRESHOLD = 50
 const BLOCKS = 40
@@ -63,22 +62,8 @@ async function main() {
       'max ms': fmt(lat.at(-1), 2),
     },
   ])
-  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 5 alternating rounds of 3 s)\n')
-  const { off, on, offCpu, onCpu } = await compare('watchdog')
-  // Throughput ratio = req/s ratio; the CPU-based ratio (off µs/request ÷ on µs/request) is a
-  // second estimate. On 2 cores shared by client and server both swing by several percent; the
-  // per-iteration cost below is the direct measurement.
-  printTable([
-    { server: 'watchdog off', 'req/s': fmt(off, 0), ratio: '1.000', 'server CPU µs/req': fmt(offCpu, 1), 'CPU-based ratio': '1.000' },
-    { server: 'watchdog armed (threshold 100 ms)', 'req/s': fmt(on, 0), ratio: fmt(on / off, 3), 'server CPU µs/req': fmt(onCpu, 1), 'CPU-based ratio': fmt(offCpu / onCpu, 3) },
-  ])
 
-  console.log('\n### Cost per event-loop iteration (setImmediate chain, median of 5 alternating child runs)\n')
-  const it = iterationCost('watchdog')
-  printTable([
-    { loop: 'nothing watching', 'µs/iteration': fmt(it.off, 3), 'added µs': '-' },
-    { loop: 'watchdog armed (threshold 100 ms)', 'µs/iteration': fmt(it.on, 3), 'added µs': fmt(it.on - it.off, 3) },
-  ])
+  await reportOverhead('watchdog', 'watchdog armed (threshold 100 ms)')
 }
 
 main().catch((err) => {
