@@ -123,4 +123,4 @@ function open({ percentile, memory, needMemory }) {
   }
 }
 
-module.exports = { open, WINDOW_MS }
+module.exports = { open }

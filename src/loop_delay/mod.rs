@@ -284,6 +284,22 @@ fn now_reading(loop_ptr: usize) -> Result<(u64, u64)> {
   Ok((uv.hrtime(), loop_hooks::idle_time(uv, loop_ptr)))
 }
 
+impl LoopDelayNative {
+  /// Empties the histogram and starts a new utilisation window at `now`: open while the hook is
+  /// enabled, empty (closed at its start) while disabled.
+  fn clear_from(&mut self, now: (u64, u64)) {
+    self.core.borrow_mut().reset();
+    self.window = UtilWindow {
+      start: now,
+      end: if self.lease.is_some() {
+        None
+      } else {
+        Some(now)
+      },
+    };
+  }
+}
+
 #[napi]
 impl LoopDelayNative {
   #[napi(constructor)]
@@ -352,16 +368,8 @@ impl LoopDelayNative {
   /// Clears the values and restarts the utilisation window.
   #[napi]
   pub fn reset(&mut self) -> Result<()> {
-    self.core.borrow_mut().reset();
     let now = now_reading(self.loop_ptr)?;
-    self.window = UtilWindow {
-      start: now,
-      end: if self.lease.is_some() {
-        None
-      } else {
-        Some(now)
-      },
-    };
+    self.clear_from(now);
     Ok(())
   }
 
@@ -443,15 +451,7 @@ impl LoopDelayNative {
       end: Some(self.window.end.unwrap_or(now)),
     };
     if reset {
-      self.core.borrow_mut().reset();
-      self.window = UtilWindow {
-        start: now,
-        end: if self.lease.is_some() {
-          None
-        } else {
-          Some(now)
-        },
-      };
+      self.clear_from(now);
     }
     Ok(LoopDelayNative {
       core: Rc::new(RefCell::new(copy)),
