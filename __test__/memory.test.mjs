@@ -3,17 +3,20 @@ import { createRequire } from 'node:module'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { repoRoot, runNode, workerMessage } from './helpers.mjs'
+import { memoryCgroup, repoRoot, runNode, smallTmpfs, workerMessage } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const bulwark = require('bulwark')
 const { memoryWatchdog, MemoryWatchdog, InvalidArgError, OutOfRangeError, ClosedError, BulwarkError } = bulwark
 
 const fixture = path.join(repoRoot, '__test__/fixtures/memory-scenarios.cjs')
+const MB = 1024 * 1024
 
 // Runs one scenario of the fixture in a child; returns its exit and its JSON lines.
-async function scenario(name, ...args) {
-  const res = await runNode(['--expose-gc', fixture, name, ...args], { timeoutMs: 25_000 })
+// `scenarioIn` runs it inside a cgroup directory.
+const scenario = (name, ...args) => scenarioIn(undefined, name, ...args)
+async function scenarioIn(cgroup, name, ...args) {
+  const res = await runNode(['--expose-gc', fixture, name, ...args], { timeoutMs: 25_000, cgroup })
   const lines = res.stdout
     .split('\n')
     .filter(Boolean)
@@ -202,6 +205,76 @@ describe('memoryWatchdog in child processes', () => {
     expect(code).toBe(0)
     expect(notes[0]).toMatchObject({ note: 'started' })
     expect(elapsedMs).toBeLessThan(10_000)
+  })
+})
+
+// Real kernel limits: a memory cgroup made for the child, and a tiny tmpfs. Both need root (or a
+// delegated cgroup); where the kernel refuses, these cases report why and do not run. CI runs as
+// root on a cgroup v1 host.
+const probeCgroup = memoryCgroup(64 * MB)
+probeCgroup?.remove()
+const probeTmpfs = smallTmpfs(64 * 1024, path.join(tmpdir(), 'bulwark-tmpfs-'))
+probeTmpfs?.remove()
+if (!probeCgroup) console.warn(`memory cgroup cases not run: ${memoryCgroup.why}`)
+if (!probeTmpfs) console.warn(`tmpfs case not run: ${smallTmpfs.why}`)
+
+describe('memoryWatchdog against real kernel limits', () => {
+  it.runIf(probeCgroup)('reads a real container limit and fires container thresholds as percentages of it', async () => {
+    const cg = memoryCgroup(512 * MB)
+    try {
+      const { code, events, notes } = await scenarioIn(cg.dir, 'container')
+      expect(code).toBe(0)
+      const { first, stats } = notes.find((n) => n.note === 'done')
+      expect(first.containerLimit).toBe(512 * MB)
+      expect(first.cgroupVersion).toBe(cg.version)
+      expect(first.effectiveLimit).toBe(512 * MB)
+      expect(stats.containerUsage).toBeGreaterThan(0.6 * 512 * MB)
+      expect(stats.containerRatio).toBeCloseTo(stats.containerUsage / (512 * MB), 6)
+      expect(events.map((e) => [e.ev, e.metric])).toEqual([
+        ['warn', 'container'],
+        ['critical', 'container'],
+      ])
+      expect(events[0].limit).toBeCloseTo(0.4 * 512 * MB, 0)
+      expect(events[1].limit).toBeCloseTo(0.6 * 512 * MB, 0)
+      for (const e of events) expect(e.value).toBeGreaterThanOrEqual(e.limit)
+    } finally {
+      cg.remove()
+    }
+  })
+
+  it.runIf(probeCgroup)('skips the heap snapshot when the container has less memory left than the heap', async () => {
+    // Heap grows ~150 MB in a 320 MB cgroup: the snapshot would need the heap's size again.
+    const cg = memoryCgroup(320 * MB)
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-snap-'))
+    try {
+      const { code, events, notes } = await scenarioIn(cg.dir, 'short', dir, '150')
+      expect(code).toBe(0)
+      expect(events.map((e) => e.ev)).toEqual(['critical', 'heapSnapshot'])
+      const snap = events[1]
+      expect(snap.path).toBeNull()
+      expect(snap.skipped).toMatch(/^memory: \d+ bytes free, the snapshot needs about \d+$/)
+      const [free, needs] = snap.skipped.match(/\d+/g).map(Number)
+      expect(free).toBeLessThan(needs)
+      expect(notes.find((n) => n.note === 'done').stats.containerLimit).toBe(320 * MB)
+      expect(readdirSync(dir)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+      cg.remove()
+    }
+  })
+
+  it.runIf(probeTmpfs)('skips the heap snapshot when the snapshot directory has too little disk', async () => {
+    const fsys = smallTmpfs(1024 * 1024, path.join(tmpdir(), 'bulwark-tmpfs-'))
+    try {
+      const { code, events } = await scenario('short', fsys.dir, '8')
+      expect(code).toBe(0)
+      expect(events.map((e) => e.ev)).toEqual(['critical', 'heapSnapshot'])
+      expect(events[1].path).toBeNull()
+      expect(events[1].skipped).toMatch(new RegExp(`^disk: \\d+ bytes free in ${fsys.dir}, the snapshot needs about \\d+$`))
+      expect(readdirSync(fsys.dir)).toEqual([])
+    } finally {
+      fsys.remove()
+    }
   })
 })
 

@@ -21,9 +21,11 @@ const rows = []
 const anchor = nsPerCall(() => process.memoryUsage())
 const add = (what, where, ns) => rows.push({ what, where, 'ns/op': fmt(ns, 0), 'vs process.memoryUsage()': `${fmt(ns / anchor, 3)}x` })
 
-add('bulwark native sample (statm + cgroup total, published; the usual sample)', 'sampler thread', binding.__memoryBench('sample', N))
+add('bulwark native sample (statm + cgroup total, published; the usual sample under a container threshold)', 'sampler thread', binding.__memoryBench('sample', N))
+add('bulwark native sample, no container threshold (statm alone, published)', 'sampler thread', binding.__memoryBench('sample-no-container-threshold', N))
 add('bulwark native sample, exact (statm + cgroup memory.stat; near thresholds, and 1/s)', 'sampler thread', binding.__memoryBench('sample-exact', N / 10))
 add('bulwark native RSS only (pread of kept-open statm)', 'sampler thread', binding.__memoryBench('rss', N))
+add('a bare syscall (getppid): the floor under any kernel read', 'any thread', binding.__memoryBench('syscall', N))
 add('sysinfo: refresh one process (memory)', 'any thread', binding.__memoryBench('sysinfo-process', N / 10))
 add('sysinfo: cgroup_limits()', 'any thread', binding.__memoryBench('sysinfo-cgroup', N / 10))
 add('sysinfo: refresh_memory (total/available)', 'any thread', binding.__memoryBench('sysinfo-memory', N / 10))

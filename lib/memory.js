@@ -325,10 +325,9 @@ class MemoryWatchdog extends EventEmitter {
     const heap = stats.heapUsed ?? v8.getHeapStatistics().used_heap_size
     let skipped = null
     let file = null
-    const headroom = Math.min(
-      stats.systemAvailable ?? Infinity,
-      stats.containerLimit !== null && stats.containerUsage !== null ? stats.containerLimit - stats.containerUsage : Infinity,
-    )
+    // Read now: the sample's container figure can be a second old, and the heap may just have
+    // grown by hundreds of MB.
+    const headroom = native.memoryHeadroom() ?? Infinity
     let freeDisk = Infinity
     try {
       const s = fs.statfsSync(dir)

@@ -256,8 +256,13 @@ impl Probe {
   /// (`memory.current` / `usage_in_bytes`, one number) reaches `floor`, the lowest threshold the
   /// value is compared with. Below it, anonymous memory is below too (it is part of the total),
   /// and the value reported is `min(last anon, total)`: never above the truth's bound, so no
-  /// threshold can fire on it.
+  /// threshold can fire on it. With no container threshold to compare with (`floor` infinite:
+  /// none set, or percentages of a limit the host does not have), not even the total is read:
+  /// the last exact value is reported, and the usual sample is the RSS read alone.
   pub fn container_usage_bounded(&mut self, floor: f64, exact: bool) -> Option<u64> {
+    if !exact && floor.is_infinite() && self.last_anon.is_some() {
+      return self.last_anon;
+    }
     if !exact {
       if let (Some(file), Some(last)) = (self.current.as_ref(), self.last_anon) {
         if let Some(total) = pread_str(file, &mut self.buf).and_then(cgroup::parse_number) {
@@ -575,9 +580,12 @@ mod tests {
       return; // no cgroup visible here
     };
     // Far below the floor: bounded by the last exact value.
-    let cheap = probe.container_usage_bounded(f64::INFINITY, false).unwrap();
+    let cheap = probe.container_usage_bounded(f64::MAX, false).unwrap();
     assert!(cheap <= exact, "{cheap} > {exact}");
     assert_eq!(probe.last_anon, Some(exact));
+    // No threshold at all: nothing is read, the last exact value is reported as it is.
+    probe.last_anon = Some(1);
+    assert_eq!(probe.container_usage_bounded(f64::INFINITY, false), Some(1));
     // Floor 0: every sample is exact and refreshes the last value.
     probe.last_anon = Some(1);
     let again = probe.container_usage_bounded(0.0, false).unwrap();
