@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { createRequire } from 'node:module'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { repoRoot, runNode } from './helpers.mjs'
 
@@ -169,6 +171,59 @@ describe('snapshot, encode, merge', () => {
     other.merge(other)
     expect(other.count).toBe(20)
     expect(other.max).toBe(h.max)
+  })
+
+  // HdrHistogram (Java), the reference implementation, through __test__/fixtures/HdrJava.java.
+  // Recorded once here with HdrHistogram 2.1.11 (Debian's libhdrhistogram-java): its encoding of
+  // [2, 2, 7, 50, 250] ms, our encoding of that histogram after merging it, and Java's reading of
+  // ours. The live test below re-checks all of it wherever Java and the jar are installed.
+  const javaEncoded = 'HISTFAAAAC14nJNpmSzMwMDAwwABzFDqBRC7GexYwGD/ASJyUI9lsgxTvy7TT1UmALcfCMM='
+  const oursEncoded = 'HISTFAAAAD94nAE0AMv/HISTEwAAAAwAAAAAAAAAAwAAAAAAAAPoAAADRjC4oAA/8AAAAAAAAMEuBJMcAo8tAvklArcfCMM='
+  const javaReadOfOurs = { count: 5, min: 1999872, max: 250085375, mean: 62201241.6, p50: 7000063, p90: 250085375, p99: 250085375, p99_9: 250085375, digits: 3, lowest: 1000, highest: 3600000000000 }
+  const jar = process.env.HDRHISTOGRAM_JAR ?? '/usr/share/java/hdrhistogram.jar'
+  const javaReady = existsSync(jar) && spawnSync('java', ['-version']).status === 0
+  if (!javaReady) console.warn(`HdrHistogram (Java) live interop not run: needs java and ${jar} (apt-get install libhdrhistogram-java)`)
+  const java = (...args) => execFileSync('java', ['-cp', jar, fixture('HdrJava.java'), ...args], { encoding: 'utf8' }).trim()
+  // Same figures within the histogram's resolution: 3 significant digits (a bucket is 1/1024 of
+  // its values wide) above a lowest discernible value of 1 µs (buckets of 512 ns below 1 ms);
+  // implementations report different points of a bucket (Java its lowest or highest value).
+  const sameFigures = (h, j) => {
+    expect(h.count).toBe(j.count)
+    for (const [ours, theirs] of [
+      [h.min, j.min],
+      [h.max, j.max],
+      [h.mean, j.mean],
+      [h.percentile(50), j.p50],
+      [h.percentile(90), j.p90],
+      [h.percentile(99), j.p99],
+      [h.percentile(99.9), j.p99_9],
+    ])
+      expect(Math.abs(ours - theirs)).toBeLessThanOrEqual(Math.max(512, theirs / 1024))
+  }
+
+  it('reads HdrHistogram (Java) encodings, and encodes what Java read (recorded interop)', () => {
+    const h = monitorEventLoopDelay()
+    h.merge(javaEncoded)
+    expect(h.encode()).toBe(oursEncoded)
+    sameFigures(h, javaReadOfOurs)
+    expect(javaReadOfOurs).toMatchObject({ digits: 3, lowest: 1000, highest: 3_600_000_000_000 })
+  })
+
+  it.runIf(javaReady)('HdrHistogram (Java) decodes encode() of a real monitor, and its encodings merge back (live)', async () => {
+    expect(java('encode', '2000000', '2000000', '7000000', '50000000', '250000000')).toBe(javaEncoded)
+    const h = monitorEventLoopDelay({ resolution: 1 })
+    h.enable()
+    for (let i = 0; i < 20; i++) {
+      spin(i % 5 === 0 ? 8 : 1)
+      await tick(1)
+    }
+    h.disable()
+    h.merge(java('encode', '3000', '1000000', '123456789', '60000000000'))
+    const read = JSON.parse(java('decode', h.encode()))
+    expect(h.count).toBeGreaterThanOrEqual(24) // 20 blocks and more iterations, 4 merged
+    sameFigures(h, read)
+    expect(read).toMatchObject({ digits: 3 })
+    expect(java('decode', oursEncoded)).toBe(JSON.stringify(javaReadOfOurs).replace('62201241.6', '6.22012416E7'))
   })
 
   it('rejects what it cannot merge', () => {

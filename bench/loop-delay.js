@@ -21,12 +21,14 @@ const METHODS = [
 ]
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-async function accuracy() {
+async function accuracy(idleBeforeMs) {
   const rows = []
   for (const [count, ms] of PHASES) {
     // One histogram per method per block: reset, idle gap, block, idle gap (so a timer-based
     // monitor ticks after the block), read. "Seen" = the block's window shows a delay >= 80%
     // of the block (perf_hooks values minus their resolution, as they record whole ticks).
+    // The idle gap before the block is a parameter: the loop's own work around a callback
+    // grows with the idle time before it on this machine (see wakeCost()).
     const hists = METHODS.map((m) => m.make())
     for (const h of hists) h.enable()
     const truth = []
@@ -35,7 +37,7 @@ async function accuracy() {
     for (let i = 0; i < count; i++) {
       for (const h of hists) h.reset()
       const once = bulwark.monitorEventLoopDelay({ highestTrackableValue: Math.round(ms * 0.8e6) })
-      await sleep(10)
+      await sleep(idleBeforeMs)
       once.enable()
       const start = performance.now()
       busyWait(ms)
@@ -52,6 +54,7 @@ async function accuracy() {
     METHODS.forEach((m, k) => {
       const sorted = [...maxes[k]].sort((a, b) => a - b)
       rows.push({
+        'idle before': `${idleBeforeMs} ms`,
         blocks: `${count} × ${ms} ms`,
         method: m.name,
         'seen': `${sorted.filter((v, j) => v >= 0.8 * ms).length}/${count}`,
@@ -89,30 +92,58 @@ function idleCpu(kind) {
   return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim())
 }
 
-// What one loop iteration costs when a timer wakes an idle loop and the callback does nothing:
-// by bulwark, and by Node's own performance.eventLoopUtilization() (same libuv idle metric).
-async function floor() {
-  const h = bulwark.monitorEventLoopDelay()
-  h.enable()
-  const elu = []
-  let last = performance.eventLoopUtilization()
-  for (let i = 0; i < 50; i++) {
-    await sleep(20)
-    const now = performance.eventLoopUtilization()
-    elu.push(performance.eventLoopUtilization(now, last).active)
-    last = now
+// What one loop iteration costs when a timer wakes an idle loop and the callback does nothing,
+// by the idle time before it: by bulwark, by Node's own performance.eventLoopUtilization() (same
+// libuv idle metric) in this process, and by eventLoopUtilization() in a child process that
+// never loads bulwark (so no hook of ours is in the loop at all).
+const TICK_SCRIPT = `
+  const gap = Number(process.argv[1])
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+  ;(async () => {
+    const active = []
+    let last = performance.eventLoopUtilization()
+    for (let i = 0; i < (gap >= 20 ? 50 : 200); i++) {
+      await sleep(gap)
+      const now = performance.eventLoopUtilization()
+      active.push(performance.eventLoopUtilization(now, last).active)
+      last = now
+    }
+    active.sort((a, b) => a - b)
+    console.log(active[active.length >> 1])
+  })()
+`
+async function wakeCost() {
+  const rows = []
+  for (const gap of [1, 5, 20]) {
+    const h = bulwark.monitorEventLoopDelay()
+    h.enable()
+    const elu = []
+    let last = performance.eventLoopUtilization()
+    for (let i = 0; i < (gap >= 20 ? 50 : 200); i++) {
+      await sleep(gap)
+      const now = performance.eventLoopUtilization()
+      elu.push(performance.eventLoopUtilization(now, last).active)
+      last = now
+    }
+    h.disable()
+    elu.sort((a, b) => a - b)
+    const alone = Number(execFileSync(process.execPath, ['-e', TICK_SCRIPT, String(gap)], { encoding: 'utf8' }).trim())
+    rows.push({
+      'idle before the tick': `${gap} ms`,
+      'bulwark p50 ms': fmt(h.percentile(50) / 1e6, 3),
+      'eventLoopUtilization() active p50 ms': fmt(percentile(elu, 50), 3),
+      'same, process without bulwark ms': fmt(alone, 3),
+    })
   }
-  h.disable()
-  elu.sort((a, b) => a - b)
-  return { bulwark: h.percentile(50) / 1e6, elu: percentile(elu, 50) }
+  return rows
 }
 
 async function main() {
   console.log(`Node ${process.version}, ${new Date().toISOString()}`)
-  const f = await floor()
-  console.log(`\nEmpty 20 ms timer tick, busy time p50: bulwark ${fmt(f.bulwark, 3)} ms, eventLoopUtilization() active ${fmt(f.elu, 3)} ms`)
+  console.log('\n### Busy time of an empty timer tick, by the idle time before it\n')
+  printTable(await wakeCost())
   console.log('\n### Accuracy over busy-waits of known length (errors vs the measured block length)\n')
-  printTable(await accuracy())
+  printTable([...(await accuracy(10)), ...(await accuracy(1))])
 
   console.log('\n### Idle CPU (% of one core, baseline process subtracted)\n')
   const base = idleCpu('none')

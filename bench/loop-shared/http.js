@@ -2,13 +2,23 @@
 // Loopback HTTP throughput harness shared by bench/loop-delay.js and bench/stall.js: a server in
 // a child process (with or without the monitor under test) and a keep-alive load generator here.
 const http = require('node:http')
-const { fork } = require('node:child_process')
+const { execFileSync, fork, spawnSync } = require('node:child_process')
+const os = require('node:os')
 const path = require('node:path')
+
+// With two or more CPUs and `taskset`, the server gets CPU 1 to itself and this process (the
+// load generator) CPU 0: otherwise the scheduler moves both around and single rounds of the
+// same server vary by ±20%.
+// (Read the CPU count once: availableParallelism() follows this process's own affinity.)
+const CPUS = os.availableParallelism()
+const PIN = CPUS >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
+const pinSelf = (cpus) => execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' })
 
 // Starts `server.js` in a child with `mode`, resolves with { port, child }.
 function startServer(mode) {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'server.js'), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const pin = PIN ? { execPath: 'taskset', execArgv: ['-c', '1', process.execPath] } : {}
+    const child = fork(path.join(__dirname, 'server.js'), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pin })
     child.once('message', (m) => resolve({ port: m.port, child }))
     child.once('error', reject)
   })
@@ -56,7 +66,16 @@ function usage(child) {
 // Alternates off/on rounds; returns { off, on } in requests/s and { offCpu, onCpu } in server
 // CPU µs per request (medians of the rounds). Requests/s swings with how the 2 cores are shared
 // between server and load generator; the server's CPU time per request does not.
-async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
+async function compare(onMode, { rounds = 7, ms = 3000 } = {}) {
+  if (PIN) pinSelf('0')
+  try {
+    return await compareRounds(onMode, rounds, ms)
+  } finally {
+    if (PIN) pinSelf(`0-${CPUS - 1}`)
+  }
+}
+
+async function compareRounds(onMode, rounds, ms) {
   const results = { off: [], on: [] }
   const cpu = { off: [], on: [] }
   for (let r = 0; r < rounds; r++) {
@@ -75,6 +94,7 @@ async function compare(onMode, { rounds = 5, ms = 3000 } = {}) {
   const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
   // Every round, in run order, so the spread behind the medians is visible.
   const rounds_ = (a) => a.map((v) => Math.round(v)).join(' / ')
+  console.log(PIN ? 'server pinned to CPU 1, load generator to CPU 0' : 'not pinned (one CPU or no taskset)')
   console.log(`rounds (req/s), off: ${rounds_(results.off)}; on: ${rounds_(results.on)}`)
   const cpus = (a) => a.map((v) => v.toFixed(1)).join(' / ')
   console.log(`rounds (server CPU µs/request), off: ${cpus(cpu.off)}; on: ${cpus(cpu.on)}`)

@@ -37,7 +37,7 @@ function iterationCost(mode, { rounds = 5 } = {}) {
 // Prints what watching the loop (`mode`: 'monitor' | 'watchdog', labelled `label`) costs a
 // loopback HTTP server and one event-loop iteration.
 async function reportOverhead(mode, label) {
-  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 5 alternating rounds of 3 s)\n')
+  console.log('\n### Loopback HTTP throughput, 32 keep-alive connections (median of 7 alternating rounds of 3 s)\n')
   const { off, on, offCpu, onCpu } = await compare(mode)
   // Throughput ratio = req/s ratio; the CPU-based ratio (off µs/request ÷ on µs/request) is a
   // second estimate. On 2 cores shared by client and server both swing by several percent; the

@@ -168,7 +168,13 @@ impl Recorder {
   /// Adds every value of another histogram. Values above this one's range count as `exceeds`.
   pub fn merge_hist(&mut self, other: &Histogram<u64>) {
     for v in other.iter_recorded() {
-      let value = other.median_equivalent(v.value_iterated_to());
+      let bucket = v.value_iterated_to();
+      let mut value = other.median_equivalent(bucket);
+      // The top bucket's midpoint can lie above `highest` although the value recorded in it did
+      // not: keep such a count (at `highest`) rather than call it an exceed.
+      if value > self.highest && other.lowest_equivalent(bucket) <= self.highest {
+        value = self.highest;
+      }
       self.record_n(value, v.count_at_value());
     }
   }
@@ -610,6 +616,21 @@ mod tests {
     c.merge(&a);
     assert_eq!(c.stats()[1], 5e7);
     assert_eq!(c.count_at_or_below(7_000_000), 2);
+  }
+
+  #[test]
+  fn values_in_the_top_bucket_survive_a_merge() {
+    // 9_995_000 lies in the bucket [9_994_240, 10_002_431], whose midpoint is above it.
+    let highest = 9_995_000;
+    let mut a = Recorder::new(3, highest).unwrap();
+    a.record(highest);
+    a.record(highest + 1);
+    assert_eq!((a.count(), a.exceeds), (1, 1));
+    let mut b = Recorder::new(3, highest).unwrap();
+    b.merge_encoded(&a.encode().unwrap()).unwrap();
+    b.merge(&a);
+    assert_eq!((b.count(), b.exceeds), (2, 1));
+    assert!(b.stats()[1] <= highest as f64);
   }
 
   #[test]
