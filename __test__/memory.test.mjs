@@ -243,8 +243,8 @@ describe('memoryWatchdog against real kernel limits', () => {
   })
 
   it.runIf(probeCgroup)('skips the heap snapshot when the container has less memory left than the heap', async () => {
-    // Heap grows ~150 MB in a 320 MB cgroup: the snapshot would need the heap's size again.
-    const cg = memoryCgroup(320 * MB)
+    // Heap grows ~150 MB in a 256 MB cgroup: the snapshot would need the heap's size again.
+    const cg = memoryCgroup(256 * MB)
     const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-snap-'))
     try {
       const { code, events, notes } = await scenarioIn(cg.dir, 'short', dir, '150')
@@ -255,7 +255,7 @@ describe('memoryWatchdog against real kernel limits', () => {
       expect(snap.skipped).toMatch(/^memory: \d+ bytes free, the snapshot needs about \d+$/)
       const [free, needs] = snap.skipped.match(/\d+/g).map(Number)
       expect(free).toBeLessThan(needs)
-      expect(notes.find((n) => n.note === 'done').stats.containerLimit).toBe(320 * MB)
+      expect(notes.find((n) => n.note === 'done').stats.containerLimit).toBe(256 * MB)
       expect(readdirSync(dir)).toEqual([])
     } finally {
       rmSync(dir, { recursive: true, force: true })
