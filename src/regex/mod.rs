@@ -38,7 +38,7 @@ mod translate;
 
 use crate::error::{BulwarkError, ErrorCode};
 use napi::bindgen_prelude::{Int32Array, Uint32Array};
-use napi::JsString;
+use napi::{check_status, sys, JsString, JsValue};
 use napi_derive::napi;
 use regex_automata::{meta, util::primitives::NonMaxUsize, Anchored, Input};
 pub use translate::Flags;
@@ -52,6 +52,8 @@ pub struct Compiled {
   groups: Vec<GroupMeta>,
   framed: bool,
   unicode: bool,
+  /// Whether some match can be empty (then empty matches inside a unit must be skipped).
+  can_be_empty: bool,
 }
 
 fn config() -> meta::Config {
@@ -81,6 +83,7 @@ impl Compiled {
       .map_err(too_large)?;
     Ok(Compiled {
       re,
+      can_be_empty: t.hir.properties().minimum_len() == Some(0),
       groups: t.groups,
       framed: t.framed,
       unicode: flags.unicode || flags.sets,
@@ -91,28 +94,41 @@ impl Compiled {
   }
 }
 
-/// A haystack in the engine's encoding.
+/// A haystack in the engine's encoding. Its buffers are reused from one search to the next.
+#[derive(Default)]
 pub struct Hay {
   bytes: Vec<u8>,
-  /// `map[i]` = byte offset of UTF-16 index `i` (len + 1 entries); `None` when they are equal.
-  map: Option<Vec<u32>>,
+  /// `map[i]` = byte offset of UTF-16 index `i` (len + 1 entries), when `mapped`.
+  map: Vec<u32>,
+  /// False when byte offsets equal UTF-16 offsets (ASCII text without framed terminators).
+  mapped: bool,
   framed: bool,
 }
 
 impl Hay {
   pub fn encode(units: &[u16], unicode: bool, framed: bool) -> Hay {
-    let trivial = units
-      .iter()
-      .all(|&u| u < 0x80 && !(framed && (u == 0x0A || u == 0x0D)));
+    let mut h = Hay::default();
+    h.encode_into(units, unicode, framed);
+    h
+  }
+  /// Re-encodes `units` into this haystack's buffers.
+  pub fn encode_into(&mut self, units: &[u16], unicode: bool, framed: bool) {
+    self.bytes.clear();
+    self.map.clear();
+    self.framed = framed;
+    let trivial = if framed {
+      units.iter().all(|&u| u < 0x80 && u != 0x0A && u != 0x0D)
+    } else {
+      units.iter().all(|&u| u < 0x80)
+    };
+    self.mapped = !trivial;
     if trivial {
-      return Hay {
-        bytes: units.iter().map(|&u| u as u8).collect(),
-        map: None,
-        framed,
-      };
+      self.bytes.extend(units.iter().map(|&u| u as u8));
+      return;
     }
-    let mut bytes = Vec::with_capacity(units.len() * 2);
-    let mut map = Vec::with_capacity(units.len() + 1);
+    let (bytes, map) = (&mut self.bytes, &mut self.map);
+    bytes.reserve(units.len() * 2);
+    map.reserve(units.len() + 1);
     let mut i = 0;
     while i < units.len() {
       let u = units[i] as u32;
@@ -125,36 +141,34 @@ impl Hay {
         // The low half maps to the pair's start, as V8 steps back from the middle of a pair.
         map.push(bytes.len() as u32);
         let c = 0x10000 + ((u - 0xD800) << 10) + (units[i + 1] as u32 - 0xDC00);
-        charset::encode_unit(c, framed, &mut bytes);
+        charset::encode_unit(c, framed, bytes);
         i += 2;
       } else {
-        charset::encode_unit(u, framed, &mut bytes);
+        charset::encode_unit(u, framed, bytes);
         i += 1;
       }
     }
     map.push(bytes.len() as u32);
-    Hay {
-      bytes,
-      map: Some(map),
-      framed,
-    }
   }
   pub fn utf16_len(&self) -> usize {
-    match &self.map {
-      None => self.bytes.len(),
-      Some(m) => m.len() - 1,
+    if self.mapped {
+      self.map.len() - 1
+    } else {
+      self.bytes.len()
     }
   }
   fn to_byte(&self, i: usize) -> usize {
-    match &self.map {
-      None => i,
-      Some(m) => m[i] as usize,
+    if self.mapped {
+      self.map[i] as usize
+    } else {
+      i
     }
   }
   fn to_utf16(&self, b: usize) -> usize {
-    match &self.map {
-      None => b,
-      Some(m) => m.partition_point(|&x| (x as usize) < b),
+    if self.mapped {
+      self.map.partition_point(|&x| (x as usize) < b)
+    } else {
+      b
     }
   }
   /// Whether a match may begin at byte `p` (not inside a unit's encoding).
@@ -170,8 +184,64 @@ impl Hay {
   }
 }
 
+/// The leftmost-first match at or after byte `b` and before byte `end` (bytes after `end` are
+/// still seen by look-around), skipping empty matches inside a unit's encoding. With `slots`,
+/// capture slots are filled too (PikeVM / one-pass / backtracker); without, only the lazy DFA
+/// runs (forward, then reverse for the start).
+fn find_bytes(
+  c: &Compiled,
+  cache: &mut meta::Cache,
+  slots: Option<&mut [Option<NonMaxUsize>]>,
+  hay: &Hay,
+  mut b: usize,
+  end: usize,
+  sticky: bool,
+) -> Option<(usize, usize)> {
+  let anchored = if sticky { Anchored::Yes } else { Anchored::No };
+  match slots {
+    Some(slots) => loop {
+      let input = Input::new(&hay.bytes).range(b..end).anchored(anchored);
+      c.re.search_slots_with(cache, &input, slots)?;
+      let (s, e) = (slots[0].unwrap().get(), slots[1].unwrap().get());
+      if s == e && !hay.is_boundary(s) {
+        if sticky {
+          return None;
+        }
+        b = s + 1;
+        continue;
+      }
+      return Some((s, e));
+    },
+    None => loop {
+      let input = Input::new(&hay.bytes).range(b..end).anchored(anchored);
+      let m = c.re.search_with(cache, &input)?;
+      if m.is_empty() && !hay.is_boundary(m.start()) {
+        if sticky {
+          return None;
+        }
+        b = m.start() + 1;
+        continue;
+      }
+      return Some((m.start(), m.end()));
+    },
+  }
+}
+
+/// Whether the pattern matches somewhere in bytes `[0, end)` (bytes after `end` are seen by
+/// look-around only). Without possible empty matches this is the lazy DFA's earliest-match
+/// search alone: no start position, no captures.
+fn exists(c: &Compiled, cache: &mut meta::Cache, hay: &Hay, end: usize) -> bool {
+  if c.can_be_empty {
+    return find_bytes(c, cache, None, hay, 0, end, false).is_some();
+  }
+  let input = Input::new(&hay.bytes).range(0..end).earliest(true);
+  c.re.search_half_with(cache, &input).is_some()
+}
+
 /// Searches from UTF-16 index `start`; on a match writes `[start, end, g1s, g1e, …]` (UTF-16
-/// offsets, -1 for groups that did not participate) into `out` and returns true.
+/// offsets, -1 for groups that did not participate) into `out` and returns true. Without
+/// `captures` only `[start, end]` is written and no capture engine runs.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
   c: &Compiled,
   cache: &mut meta::Cache,
@@ -179,30 +249,25 @@ pub fn search(
   hay: &Hay,
   start: usize,
   sticky: bool,
+  captures: bool,
   out: &mut [i32],
 ) -> bool {
   if start > hay.utf16_len() {
     return false;
   }
-  slots.resize(c.re.group_info().slot_len(), None);
-  let mut b = hay.to_byte(start);
-  loop {
-    let input =
-      Input::new(&hay.bytes)
-        .range(b..)
-        .anchored(if sticky { Anchored::Yes } else { Anchored::No });
-    if c.re.search_slots_with(cache, &input, slots).is_none() {
+  let b = hay.to_byte(start);
+  let end = hay.bytes.len();
+  if !captures {
+    let Some((s, e)) = find_bytes(c, cache, None, hay, b, end, sticky) else {
       return false;
-    }
-    let (s, e) = (slots[0].unwrap().get(), slots[1].unwrap().get());
-    if s == e && !hay.is_boundary(s) {
-      if sticky {
-        return false;
-      }
-      b = s + 1;
-      continue;
-    }
-    break;
+    };
+    out[0] = hay.to_utf16(s) as i32;
+    out[1] = hay.to_utf16(e) as i32;
+    return true;
+  }
+  slots.resize(c.re.group_info().slot_len(), None);
+  if find_bytes(c, cache, Some(slots), hay, b, end, sticky).is_none() {
+    return false;
   }
   let span = |k: usize| -> Option<(usize, usize)> {
     Some((
@@ -240,6 +305,87 @@ pub fn search(
   true
 }
 
+/// RegExp's AdvanceStringIndex: one code unit, or one code point with `u`/`v`.
+fn advance(units: &[u16], i: usize, unicode: bool) -> usize {
+  if unicode
+    && i + 1 < units.len()
+    && (0xD800..0xDC00).contains(&units[i])
+    && (0xDC00..0xE000).contains(&units[i + 1])
+  {
+    i + 2
+  } else {
+    i + 1
+  }
+}
+
+/// How `search_many` walks the input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+  /// The global loop of `RegExp.prototype[Symbol.match]` / `[Symbol.replace]` / `matchAll`:
+  /// after an empty match, advance one code unit (code point with `u`/`v`).
+  Global,
+  /// `RegExp.prototype[Symbol.split]`: matches that start at the end of the input, and empty
+  /// matches ending where the previous piece ended, are skipped.
+  Split,
+}
+
+/// Up to `out.len() / stride` consecutive matches from UTF-16 index `start`, written as
+/// `stride`-sized records (`stride` = 2, or 2 + 2 × groups with `captures`); returns how many.
+/// A full buffer means there may be more: call again from the last match's end (advanced past
+/// it if it was empty, for `Walk::Global`).
+#[allow(clippy::too_many_arguments)]
+pub fn search_many(
+  c: &Compiled,
+  cache: &mut meta::Cache,
+  slots: &mut Vec<Option<NonMaxUsize>>,
+  hay: &Hay,
+  units: &[u16],
+  start: usize,
+  sticky: bool,
+  walk: Walk,
+  captures: bool,
+  out: &mut [i32],
+) -> usize {
+  let stride = if captures { 2 + 2 * c.groups.len() } else { 2 };
+  let cap = out.len() / stride;
+  let len = hay.utf16_len();
+  let (mut p, mut q) = (start, start);
+  let mut count = 0;
+  while count < cap {
+    let rec = &mut out[count * stride..(count + 1) * stride];
+    match walk {
+      Walk::Global => {
+        if !search(c, cache, slots, hay, q, sticky, captures, rec) {
+          break;
+        }
+        let (s, e) = (rec[0] as usize, rec[1] as usize);
+        q = if s == e {
+          advance(units, e, c.unicode)
+        } else {
+          e
+        };
+      }
+      Walk::Split => {
+        if q >= len || !search(c, cache, slots, hay, q, false, captures, rec) {
+          break;
+        }
+        let (s, e) = (rec[0] as usize, rec[1] as usize);
+        if s >= len {
+          break;
+        }
+        if e == p {
+          q = advance(units, s, c.unicode);
+          continue;
+        }
+        p = e;
+        q = e;
+      }
+    }
+    count += 1;
+  }
+  count
+}
+
 pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
   let mut f = Flags::default();
   let mut seen = String::new();
@@ -267,14 +413,64 @@ pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
   Ok(f)
 }
 
-/// One compiled pattern plus the encoding of the last haystack it searched (callers pass
+/// First window of a windowed `test()`, in UTF-16 units; each further window is 8× larger.
+const WINDOW: usize = 16 * 1024;
+
+/// Copies at most `max` UTF-16 units of `s` into `buf` (reused) and returns the string's full
+/// length. `napi_get_value_string_utf16` copies only what fits, so a prefix of a flat or sliced
+/// string costs only its own length (V8 flattens a cons string whole first).
+fn read_units(s: &JsString, buf: &mut Vec<u16>, max: usize) -> napi::Result<usize> {
+  let v = s.value();
+  let mut len = 0usize;
+  // SAFETY: `v` is a live string handle of this call; a null buffer asks for the length only.
+  check_status!(unsafe {
+    sys::napi_get_value_string_utf16(v.env, v.value, std::ptr::null_mut(), 0, &mut len)
+  })?;
+  let want = len.min(max);
+  buf.clear();
+  buf.reserve(want + 1);
+  let mut copied = 0usize;
+  // SAFETY: `buf` has room for `want` units plus the terminating NUL napi writes.
+  check_status!(unsafe {
+    sys::napi_get_value_string_utf16(v.env, v.value, buf.as_mut_ptr(), want + 1, &mut copied)
+  })?;
+  // SAFETY: napi initialised `copied` ≤ `want` units.
+  unsafe { buf.set_len(copied.min(want)) };
+  Ok(len)
+}
+
+/// One compiled pattern plus the last haystack it searched, in reused buffers (callers pass
 /// `null` to search the same string again, which keeps global iteration linear).
 #[napi]
 pub struct NativeRegex {
   c: Compiled,
   cache: meta::Cache,
   slots: Vec<Option<NonMaxUsize>>,
-  hay: Option<Hay>,
+  units: Vec<u16>,
+  hay: Hay,
+  /// Whether `units`/`hay` hold a whole string that `null` may refer to.
+  has_hay: bool,
+}
+
+impl NativeRegex {
+  /// Loads `input` (or keeps the previous string for `None`).
+  fn load(&mut self, input: Option<JsString>) -> crate::error::Result<()> {
+    match input {
+      Some(s) => {
+        self.has_hay = false;
+        read_units(&s, &mut self.units, usize::MAX).map_err(BulwarkError::from)?;
+        self
+          .hay
+          .encode_into(&self.units, self.c.unicode, self.c.framed);
+        self.has_hay = true;
+      }
+      None if !self.has_hay => {
+        return Err(BulwarkError::new(ErrorCode::Internal, "no input to search").into())
+      }
+      None => {}
+    }
+    Ok(())
+  }
 }
 
 #[napi]
@@ -290,7 +486,9 @@ impl NativeRegex {
       c,
       cache,
       slots: Vec::new(),
-      hay: None,
+      units: Vec::new(),
+      hay: Hay::default(),
+      has_hay: false,
     })
   }
 
@@ -321,15 +519,7 @@ impl NativeRegex {
     sticky: bool,
     mut out: Int32Array,
   ) -> crate::error::Result<bool> {
-    if let Some(s) = input {
-      let units = s.into_utf16().map_err(BulwarkError::from)?;
-      let units = units.as_slice();
-      let units = units.strip_suffix(&[0]).unwrap_or(units);
-      self.hay = Some(Hay::encode(units, self.c.unicode, self.c.framed));
-    }
-    let Some(hay) = &self.hay else {
-      return Err(BulwarkError::new(ErrorCode::Internal, "no input to search").into());
-    };
+    self.load(input)?;
     // SAFETY: the typed array is a scratch buffer owned by lib/regex.js; nothing else reads or
     // writes it during this synchronous call.
     let out = unsafe { out.as_mut() };
@@ -337,11 +527,72 @@ impl NativeRegex {
       &self.c,
       &mut self.cache,
       &mut self.slots,
-      hay,
+      &self.hay,
       start as usize,
       sticky,
+      true,
       out,
     ))
+  }
+
+  /// Consecutive matches from `start` in one call (see `search_many`): `split` selects
+  /// `Symbol.split`'s walk, `captures` whether group offsets are recorded. Returns the count.
+  #[napi(catch_unwind)]
+  pub fn exec_many(
+    &mut self,
+    input: Option<JsString>,
+    start: u32,
+    sticky: bool,
+    split: bool,
+    captures: bool,
+    mut out: Int32Array,
+  ) -> crate::error::Result<u32> {
+    self.load(input)?;
+    // SAFETY: as in `exec`.
+    let out = unsafe { out.as_mut() };
+    let walk = if split { Walk::Split } else { Walk::Global };
+    Ok(search_many(
+      &self.c,
+      &mut self.cache,
+      &mut self.slots,
+      &self.hay,
+      &self.units,
+      start as usize,
+      sticky,
+      walk,
+      captures,
+      out,
+    ) as u32)
+  }
+
+  /// Whether `input` contains a match (RegExp `test` without `g`/`y`). Reads and searches a
+  /// prefix window first (16 Ki units, then ×8): a match inside a window, with the unit after
+  /// it visible to look-around, is a match of the whole string. Leaves no reusable input.
+  #[napi(catch_unwind)]
+  pub fn test(&mut self, input: JsString) -> crate::error::Result<bool> {
+    self.has_hay = false;
+    let mut window = WINDOW;
+    loop {
+      // Two units past the window: the look-around context, whole even if it is a pair.
+      let total = read_units(&input, &mut self.units, window.saturating_add(2))
+        .map_err(BulwarkError::from)?;
+      let units = &self.units;
+      self.hay.encode_into(units, self.c.unicode, self.c.framed);
+      if total == units.len() {
+        let end = self.hay.bytes.len();
+        return Ok(exists(&self.c, &mut self.cache, &self.hay, end));
+      }
+      // Never split a surrogate pair (with u/v it is one unit of the encoding).
+      let mut w = window;
+      if (0xD800..0xDC00).contains(&units[w - 1]) && (0xDC00..0xE000).contains(&units[w]) {
+        w -= 1;
+      }
+      let end = self.hay.to_byte(w);
+      if exists(&self.c, &mut self.cache, &self.hay, end) {
+        return Ok(true);
+      }
+      window = window.saturating_mul(8);
+    }
   }
 }
 
@@ -428,9 +679,70 @@ mod tests {
       &h,
       start,
       flags.contains('y'),
+      true,
       &mut out,
     )
     .then_some(out)
+  }
+
+  fn all(pat: &str, flags: &str, hay: &str, walk: Walk, cap: usize) -> Vec<i32> {
+    let src: Vec<u16> = pat.encode_utf16().collect();
+    let c = Compiled::new(&src, parse_flags(flags).unwrap()).unwrap();
+    let units: Vec<u16> = hay.encode_utf16().collect();
+    let h = Hay::encode(&units, c.unicode, c.framed);
+    let mut cache = c.re.create_cache();
+    let mut out = vec![0; 2 * cap];
+    let n = search_many(
+      &c,
+      &mut cache,
+      &mut Vec::new(),
+      &h,
+      &units,
+      0,
+      flags.contains('y'),
+      walk,
+      false,
+      &mut out,
+    );
+    out.truncate(2 * n);
+    out
+  }
+
+  #[test]
+  fn global_walk_advances_past_empty_matches_by_unit_or_code_point() {
+    assert_eq!(all("a*", "", "xa", Walk::Global, 9), vec![0, 0, 1, 2, 2, 2]);
+    assert_eq!(all("", "", "😀", Walk::Global, 9), vec![0, 0, 1, 1, 2, 2]);
+    assert_eq!(all("", "u", "😀", Walk::Global, 9), vec![0, 0, 2, 2]);
+    assert_eq!(all("a", "y", "aab", Walk::Global, 9), vec![0, 1, 1, 2]);
+    assert_eq!(all("a*", "", "xa", Walk::Global, 2), vec![0, 0, 1, 2]);
+    // Split skips the empty match where the previous piece ended and matches at the end.
+    assert_eq!(all("a*", "", "xa", Walk::Split, 9), vec![1, 2]);
+    assert_eq!(all("", "", "ab", Walk::Split, 9), vec![1, 1]);
+  }
+
+  fn windowed(pat: &str, flags: &str, hay: &str, w: usize) -> bool {
+    let src: Vec<u16> = pat.encode_utf16().collect();
+    let c = Compiled::new(&src, parse_flags(flags).unwrap()).unwrap();
+    let units: Vec<u16> = hay.encode_utf16().collect();
+    let h = Hay::encode(&units[..(w + 2).min(units.len())], c.unicode, c.framed);
+    let mut cache = c.re.create_cache();
+    exists(&c, &mut cache, &h, h.to_byte(w))
+  }
+
+  #[test]
+  fn a_window_sees_the_unit_after_it() {
+    // "ab" straddles the window end: not inside [0, 1).
+    assert!(!windowed("ab", "", "ab", 1));
+    assert!(windowed("a", "", "ab", 1));
+    // Look-around at the window end sees the real next unit.
+    assert!(!windowed("a\\b", "", "ab", 1));
+    assert!(windowed("a\\b", "", "a b", 1));
+    assert!(!windowed("a$", "", "ab", 1));
+    assert!(!windowed("a$", "m", "ab", 1));
+    assert!(windowed("a$", "m", "a\r", 1));
+    // An empty match inside a unit's encoding is not a match.
+    assert!(!windowed("^\\B", "m", "a\ra", 2));
+    assert!(!windowed("\\B", "", "aéa", 2));
   }
 
   #[test]
