@@ -139,6 +139,8 @@ class SafeRegExp {
       hasNames: names.replace(/\0/g, '') !== '',
       out: new Int32Array(2 + 2 * groupCount),
       many: null,
+      // test() without g/y: existence only, no lastIndex.
+      plainTest: !/[gy]/.test(f),
       last: undefined,
     }
     this.lastIndex = 0
@@ -323,12 +325,9 @@ class SafeRegExp {
 
   test(string) {
     const n = this[kNative]
-    const f = n.flags
-    if (Buffer.isBuffer(string) || f.includes('g') || f.includes('y')) return this.exec(string) !== null
-    const s = String(string)
-    n.last = undefined // the native side may hold only a prefix of `s` now
+    if (!n.plainTest || (typeof string !== 'string' && Buffer.isBuffer(string))) return this.exec(string) !== null
     try {
-      return n.handle.test(s)
+      return n.handle.test(String(string))
     } catch (err) {
       throw fromNative(err)
     }

@@ -116,11 +116,9 @@ impl Hay {
     self.bytes.clear();
     self.map.clear();
     self.framed = framed;
-    let trivial = if framed {
-      units.iter().all(|&u| u < 0x80 && u != 0x0A && u != 0x0D)
-    } else {
-      units.iter().all(|&u| u < 0x80)
-    };
+    // Branch-free folds so the checks vectorize (`all` stops early and does not).
+    let trivial = units.iter().fold(0, |a, &u| a | u) < 0x80
+      && !(framed && units.iter().any(|&u| u == 0x0A || u == 0x0D));
     self.mapped = !trivial;
     if trivial {
       self.bytes.extend(units.iter().map(|&u| u as u8));
@@ -164,12 +162,22 @@ impl Hay {
       i
     }
   }
-  fn to_utf16(&self, b: usize) -> usize {
-    if self.mapped {
-      self.map.partition_point(|&x| (x as usize) < b)
-    } else {
-      b
+  /// The UTF-16 index of byte `b` (the first index whose byte offset is ≥ `b`), known to be at
+  /// least `lo`: a galloping search from `lo`,
+  /// so consecutive matches of a global scan cost O(log distance) in nearby memory instead of a
+  /// binary search over the whole table.
+  fn to_utf16_from(&self, b: usize, lo: usize) -> usize {
+    if !self.mapped {
+      return b;
     }
+    let m = &self.map;
+    let (mut lo, mut step) = (lo.min(m.len() - 1), 1);
+    while lo + step < m.len() && (m[lo + step] as usize) < b {
+      lo += step;
+      step *= 2;
+    }
+    let end = (lo + step + 1).min(m.len());
+    lo + m[lo..end].partition_point(|&x| (x as usize) < b)
   }
   /// Whether a match may begin at byte `p` (not inside a unit's encoding).
   fn is_boundary(&self, p: usize) -> bool {
@@ -261,8 +269,9 @@ pub fn search(
     let Some((s, e)) = find_bytes(c, cache, None, hay, b, end, sticky) else {
       return false;
     };
-    out[0] = hay.to_utf16(s) as i32;
-    out[1] = hay.to_utf16(e) as i32;
+    let s16 = hay.to_utf16_from(s, start.saturating_sub(1));
+    out[0] = s16 as i32;
+    out[1] = hay.to_utf16_from(e, s16) as i32;
     return true;
   }
   slots.resize(c.re.group_info().slot_len(), None);
@@ -275,9 +284,11 @@ pub fn search(
       slots.get(2 * k + 1)?.as_ref()?.get(),
     ))
   };
+  // A match starts at or after `start`, or one unit before it (`start` inside a pair).
   let (s, e) = span(0).unwrap();
-  out[0] = hay.to_utf16(s) as i32;
-  out[1] = hay.to_utf16(e) as i32;
+  let s16 = hay.to_utf16_from(s, start.saturating_sub(1));
+  out[0] = s16 as i32;
+  out[1] = hay.to_utf16_from(e, s16) as i32;
   for (i, g) in c.groups.iter().enumerate() {
     let mut valid = span(g.slot);
     let mut outer: Option<(usize, usize)> = None;
@@ -294,7 +305,10 @@ pub fn search(
       outer = valid;
     }
     let (gs, ge) = match valid {
-      Some((a, b)) => (hay.to_utf16(a) as i32, hay.to_utf16(b) as i32),
+      Some((a, b)) => (
+        hay.to_utf16_from(a, s16) as i32,
+        hay.to_utf16_from(b, s16) as i32,
+      ),
       None => (-1, -1),
     };
     if let Some(slot) = out.get_mut(2 + 2 * i..4 + 2 * i) {
@@ -413,7 +427,7 @@ pub fn parse_flags(flags: &str) -> Result<Flags, BulwarkError> {
   Ok(f)
 }
 
-/// First window of a windowed `test()`, in UTF-16 units; each further window is 8× larger.
+/// The prefix window of `test()`, in UTF-16 units; after it the whole string is searched.
 const WINDOW: usize = 16 * 1024;
 
 /// Copies at most `max` UTF-16 units of `s` into `buf` (reused) and returns the string's full
@@ -566,32 +580,56 @@ impl NativeRegex {
   }
 
   /// Whether `input` contains a match (RegExp `test` without `g`/`y`). Reads and searches a
-  /// prefix window first (16 Ki units, then ×8): a match inside a window, with the unit after
-  /// it visible to look-around, is a match of the whole string. Leaves no reusable input.
+  /// prefix window first (16 Ki units, then the whole string): a match inside the window, with
+  /// the units after it visible to look-around, is a match of the whole string. Works in
+  /// per-thread scratch buffers, so the input `exec` keeps for `null` is untouched, and a fresh
+  /// regex does not fault in new pages for a large input.
   #[napi(catch_unwind)]
   pub fn test(&mut self, input: JsString) -> crate::error::Result<bool> {
-    self.has_hay = false;
+    SCRATCH.with_borrow_mut(|(units, hay)| {
+      let found = self.test_in(&input, units, hay);
+      if units.capacity() > SCRATCH_KEEP {
+        *units = Vec::new();
+        *hay = Hay::default();
+      }
+      found
+    })
+  }
+}
+
+thread_local! {
+  /// `test()`'s buffers, shared by every regex on the thread (it never calls back into JS).
+  static SCRATCH: std::cell::RefCell<(Vec<u16>, Hay)> = Default::default();
+}
+
+/// Scratch capacity (UTF-16 units) kept between `test()` calls; larger buffers are freed.
+const SCRATCH_KEEP: usize = 4 << 20;
+
+impl NativeRegex {
+  fn test_in(
+    &mut self,
+    input: &JsString,
+    units: &mut Vec<u16>,
+    hay: &mut Hay,
+  ) -> crate::error::Result<bool> {
     let mut window = WINDOW;
     loop {
       // Two units past the window: the look-around context, whole even if it is a pair.
-      let total = read_units(&input, &mut self.units, window.saturating_add(2))
-        .map_err(BulwarkError::from)?;
-      let units = &self.units;
-      self.hay.encode_into(units, self.c.unicode, self.c.framed);
+      let total = read_units(input, units, window.saturating_add(2)).map_err(BulwarkError::from)?;
+      hay.encode_into(units, self.c.unicode, self.c.framed);
       if total == units.len() {
-        let end = self.hay.bytes.len();
-        return Ok(exists(&self.c, &mut self.cache, &self.hay, end));
+        let end = hay.bytes.len();
+        return Ok(exists(&self.c, &mut self.cache, hay, end));
       }
       // Never split a surrogate pair (with u/v it is one unit of the encoding).
       let mut w = window;
       if (0xD800..0xDC00).contains(&units[w - 1]) && (0xDC00..0xE000).contains(&units[w]) {
         w -= 1;
       }
-      let end = self.hay.to_byte(w);
-      if exists(&self.c, &mut self.cache, &self.hay, end) {
+      if exists(&self.c, &mut self.cache, hay, hay.to_byte(w)) {
         return Ok(true);
       }
-      window = window.saturating_mul(8);
+      window = usize::MAX;
     }
   }
 }
