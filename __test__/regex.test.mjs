@@ -243,6 +243,19 @@ describe('native global iteration and windowed test()', () => {
     }
     for (const f of ['g', 'gy', 'y', '']) expect(last(SafeRegExp, f), f).toEqual(last(RegExp, f))
   })
+  it('iterates with many groups (smaller native chunks) like RegExp', () => {
+    const many = '(x)(y)?(z)?(w)?(v)?(u)?(t)?(s)?(r)?'
+    const huge = Array.from({ length: 300 }, () => '(a)?').join('') + 'b'
+    const s = 'xxyb'.repeat(1000)
+    for (const p of [many, huge]) {
+      const v8 = new RegExp(p, 'g')
+      const safe = new SafeRegExp(p, 'g')
+      expect(s.replace(safe, '$1$9$<x>')).toBe(s.replace(v8, '$1$9$<x>'))
+      expect(s.replace(safe, (...a) => a.length)).toBe(s.replace(v8, (...a) => a.length))
+      expect(show(s.split(safe).length)).toBe(show(s.split(v8).length))
+      expect(show([...s.matchAll(safe)].map((m) => m.index))).toBe(show([...s.matchAll(v8)].map((m) => m.index)))
+    }
+  })
   it('iterates matchAll lazily from lastIndex without touching the regex', () => {
     const s = 'a1b2c3'.repeat(700)
     for (const C of [RegExp, SafeRegExp]) {

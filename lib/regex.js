@@ -63,7 +63,7 @@ function advance(s, index, unicode) {
   return d >= 0xdc00 && d <= 0xdfff ? index + 2 : index + 1
 }
 
-// Matches per native call in global iteration.
+// Matches per native call in global iteration (fewer for patterns with more than 7 groups).
 const MANY = 1024
 
 // GetSubstitution (ECMA-262 22.1.3.19.1): `$$ $& $\` $' $n $nn $<name>` in a replacement.
@@ -202,7 +202,9 @@ class SafeRegExp {
   // shared buffer `n.many`; returns the count. Records are `stride` wide.
   #chunk(s, pos, split, captures) {
     const n = this[kNative]
-    n.many ??= new Int32Array(MANY * (2 + 2 * n.groupCount))
+    // At most 64 KiB per regex, and room for at least one record with every group.
+    const stride = 2 + 2 * n.groupCount
+    n.many ??= new Int32Array(Math.max(MANY * Math.min(stride, 16), stride))
     const input = s === n.last ? null : s
     n.last = s
     const sticky = !split && n.flags.includes('y')
