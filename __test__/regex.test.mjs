@@ -181,6 +181,10 @@ describe('native global iteration and windowed test()', () => {
     'x'.repeat(W - 1) + '\ud83d' + 'q'.repeat(W),
     'x'.repeat(W + 1) + 'ab' + 'z'.repeat(9 * W) + 'ac',
     'y'.repeat(8 * W + 5) + 'axxxc' + 'x',
+    'y'.repeat(W - 3) + 'axxc' + 'y',
+    'y'.repeat(W - 6) + 'axxc' + 'y',
+    'é'.repeat(W - 3) + 'axxc\n',
+    'é'.repeat(W - 1) + '\ud83d\ude00x' + 'y'.repeat(W),
   ]
   const PATS = [
     ['ab', ''], ['a$', ''], ['a$', 'm'], ['a\\b', ''], ['a\\B', ''], ['^x', 'm'], ['x$', 'm'], ['😀', 'u'],
@@ -188,6 +192,9 @@ describe('native global iteration and windowed test()', () => {
     ['', 'g'], ['', 'gu'], ['a*', 'g'], ['(a)|(b)', 'g'], ['\\r\\n|\\n', 'g'], ['$', 'gm'], ['^', 'gm'], ['\\B', 'g'],
     ['(?<c>[^\\x00-\\x7f])', 'gu'], ['(?<c>[^\\x00-\\x7f])', 'g'], ['x+', 'gy'], ['\\s', 'gd'], ['q', 'gi'], ['(x)(?:y|(z))', 'g'],
     ['^(a+)+$', ''], ['\\bz', ''], ['zz$', ''], ['(?:)', ''], ['\\B', 'm'], ['^\\B', 'm'],
+    // Bounded match lengths: exec may answer from the prefix window.
+    ['a.{0,3}c|x', ''], ['(a)(x{1,2})?c|y', 'd'], ['x\\b|a', ''], ['c$|q', 'm'], ['c$|é', ''], ['(?<p>😀)x|y', 'u'],
+    ['.\\ude00', 'u'], ['[^y]x', ''], ['x{2}(?:y|$)', ''], ['ab', 'y'], ['é?a', 'i'],
   ]
   it('gives RegExp’s results for long inputs, chunk and window boundaries', () => {
     for (const [p, f] of PATS) {
@@ -196,6 +203,8 @@ describe('native global iteration and windowed test()', () => {
       for (const s of LONG) {
         const what = `${p}/${f} on ${s.length} units`
         same(v8.test(s), safe.test(s), `test ${what}`)
+        same(execAll(v8, s), execAll(safe, s), `exec ${what}`)
+        same(execAll(v8, s.slice(1)), execAll(safe, s.slice(1)), `exec sliced ${what}`)
         v8.lastIndex = safe.lastIndex = 0
         same(s.match(v8), s.match(safe), `match ${what}`)
         same(s.replace(v8, '<$&>'), s.replace(safe, '<$&>'), `replace ${what}`)
@@ -207,7 +216,7 @@ describe('native global iteration and windowed test()', () => {
         }
       }
     }
-  })
+  }, 120_000)
   it('expands every replacement pattern like GetSubstitution', () => {
     const templates = ['$0', '$00', '$01', '$1', '$2', '$3', '$10', '$11', '$19', '$99', '$$', '$', 'a$', '$&$`$\'', '$<n>', '$<m>', '$<n', '$<>', '$<<n>>', '$1$<n>$2$', '$$1', '$001']
     for (const [p, f] of [['(?<n>a)(b)?', 'g'], ['(a)', 'g'], ['a', 'g'], ['(?<n>a)(b)?(c)?(d)?(e)?(f)?(g)?(h)?(i)?(j)?(k)?', 'g']]) {

@@ -9,8 +9,9 @@
 // after all matches are found, `lastIndex` left as RegExp leaves it). Non-global `match`,
 // `replace` and `search` reuse V8's generic RegExp.prototype[Symbol.*], which call `exec`.
 // `test` without `g`/`y` asks only whether a match exists (native `test`: no captures, prefix
-// windows first). The native side keeps the encoding of the last string `exec`/`execMany`
-// searched, and this module passes `null` while the string is the same (`===`).
+// window first). The native side keeps the encoding of the last string `exec`/`execMany`
+// searched, and this module passes `null` while the string is the same (`===`); `exec` on a new
+// long string may search a prefix window first (see NativeRegex::exec), which is not kept.
 
 const native = require('./native')
 const { callNative, fromNative } = require('./internal')
@@ -139,6 +140,8 @@ class SafeRegExp {
       hasNames: names.replace(/\0/g, '') !== '',
       out: new Int32Array(2 + 2 * groupCount),
       many: null,
+      // Whether the native side holds all of `last` (not only a prefix window).
+      kept: false,
       // test() without g/y: existence only, no lastIndex.
       plainTest: !/[gy]/.test(f),
       last: undefined,
@@ -192,10 +195,14 @@ class SafeRegExp {
   // Runs the native search; returns the shared offsets array or null.
   #search(s, from, sticky) {
     const n = this[kNative]
-    const input = s === n.last ? null : s
+    // A string searched just before is read whole (a loop of exec calls then reuses it); a new
+    // one may be searched in a prefix window first, which the native side does not keep.
+    const same = s === n.last
+    const input = same && n.kept ? null : s
     n.last = s
-    const found = callNative(() => n.handle.exec(input, from, sticky, n.out))
-    return found ? n.out : null
+    const found = callNative(() => n.handle.exec(input, from, sticky, same, n.out))
+    n.kept = found !== 2
+    return found === 0 ? null : n.out
   }
 
   // Up to MANY matches natively from `pos` (see `search_many` in src/regex/mod.rs) into the
@@ -205,8 +212,9 @@ class SafeRegExp {
     // At most 64 KiB per regex, and room for at least one record with every group.
     const stride = 2 + 2 * n.groupCount
     n.many ??= new Int32Array(Math.max(MANY * Math.min(stride, 16), stride))
-    const input = s === n.last ? null : s
+    const input = s === n.last && n.kept ? null : s
     n.last = s
+    n.kept = true
     const sticky = !split && n.flags.includes('y')
     try {
       return n.handle.execMany(input, pos, sticky, split, captures, n.many)

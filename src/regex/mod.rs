@@ -54,6 +54,8 @@ pub struct Compiled {
   unicode: bool,
   /// Whether some match can be empty (then empty matches inside a unit must be skipped).
   can_be_empty: bool,
+  /// The longest possible match in bytes of the encoding, if bounded.
+  max_len: Option<usize>,
 }
 
 fn config() -> meta::Config {
@@ -84,6 +86,7 @@ impl Compiled {
     Ok(Compiled {
       re,
       can_be_empty: t.hir.properties().minimum_len() == Some(0),
+      max_len: t.hir.properties().maximum_len(),
       groups: t.groups,
       framed: t.framed,
       unicode: flags.unicode || flags.sets,
@@ -260,11 +263,30 @@ pub fn search(
   captures: bool,
   out: &mut [i32],
 ) -> bool {
+  let end = hay.bytes.len();
+  search_to(c, cache, slots, hay, start, end, sticky, captures, out)
+}
+
+/// `search` for matches that end by byte `end` (bytes after it are seen by look-around only).
+#[allow(clippy::too_many_arguments)]
+fn search_to(
+  c: &Compiled,
+  cache: &mut meta::Cache,
+  slots: &mut Vec<Option<NonMaxUsize>>,
+  hay: &Hay,
+  start: usize,
+  end: usize,
+  sticky: bool,
+  captures: bool,
+  out: &mut [i32],
+) -> bool {
   if start > hay.utf16_len() {
     return false;
   }
   let b = hay.to_byte(start);
-  let end = hay.bytes.len();
+  if b > end {
+    return false;
+  }
   if !captures {
     let Some((s, e)) = find_bytes(c, cache, None, hay, b, end, sticky) else {
       return false;
@@ -525,28 +547,74 @@ impl NativeRegex {
   }
 
   /// Searches `input` (or, when `null`, the previous input again) from UTF-16 index `start`.
+  /// Returns 0 (no match), 1 (a match; the input is kept for `null`) or 2 (a match found in a
+  /// prefix window: the input is not kept). Unless `whole`, a string longer than the window is
+  /// first searched in its prefix when the pattern's matches have a bounded length L: a match
+  /// found at byte s with s + L ≤ the window end is exactly the whole string's leftmost-first
+  /// match (any earlier-starting or same-start match ends inside the window too, and the units
+  /// after the window are visible to look-around); otherwise the whole string is read.
   #[napi(catch_unwind)]
   pub fn exec(
     &mut self,
     input: Option<JsString>,
     start: u32,
     sticky: bool,
+    whole: bool,
     mut out: Int32Array,
-  ) -> crate::error::Result<bool> {
-    self.load(input)?;
+  ) -> crate::error::Result<u32> {
     // SAFETY: the typed array is a scratch buffer owned by lib/regex.js; nothing else reads or
     // writes it during this synchronous call.
     let out = unsafe { out.as_mut() };
-    Ok(search(
+    let start = start as usize;
+    let mut loaded = false;
+    if let (Some(s), false, Some(max_len)) = (&input, whole, self.c.max_len) {
+      if start < WINDOW / 2 {
+        self.has_hay = false;
+        let total = read_units(s, &mut self.units, WINDOW + 2).map_err(BulwarkError::from)?;
+        let units = &self.units;
+        self.hay.encode_into(units, self.c.unicode, self.c.framed);
+        if total == units.len() {
+          // The whole string fit: keep it for `null`.
+          self.has_hay = true;
+          loaded = true;
+        } else {
+          let mut w = WINDOW;
+          if (0xD800..0xDC00).contains(&units[w - 1]) && (0xDC00..0xE000).contains(&units[w]) {
+            w -= 1;
+          }
+          let end = self.hay.to_byte(w);
+          let (c, hay) = (&self.c, &self.hay);
+          if search_to(
+            c,
+            &mut self.cache,
+            &mut self.slots,
+            hay,
+            start,
+            end,
+            sticky,
+            true,
+            out,
+          ) && hay.to_byte(out[0] as usize).saturating_add(max_len) <= end
+          {
+            return Ok(2);
+          }
+        }
+      }
+    }
+    if !loaded {
+      self.load(input)?;
+    }
+    let found = search(
       &self.c,
       &mut self.cache,
       &mut self.slots,
       &self.hay,
-      start as usize,
+      start,
       sticky,
       true,
       out,
-    ))
+    );
+    Ok(found as u32)
   }
 
   /// Consecutive matches from `start` in one call (see `search_many`): `split` selects
