@@ -11,9 +11,10 @@
 // `test` without `g`/`y` asks only whether a match exists (native `test`: no captures, prefix
 // window first). The native side keeps the encoding of the last string `exec`/`execMany`
 // searched, and this module passes `null` while the string is the same (`===`); `exec` on a new
-// long string may search a prefix window first (see NativeRegex::exec), which is not kept.
+// long string may search a prefix window first (see `NativeRegex::exec`), which is not kept.
 
 const native = require('./native')
+const { regexExec, regexExecMany, regexTest } = native
 const { callNative, fromNative } = require('./internal')
 const { InvalidArgError } = require('./errors')
 
@@ -127,9 +128,9 @@ class SafeRegExp {
       source = pattern === undefined ? '' : String(pattern)
     }
     const f = flags === undefined ? (inherited ?? '') : String(flags)
-    const handle = callNative(() => new native.NativeRegex(source, f))
-    const names = handle.groupNames
-    const groupCount = handle.groupCount
+    const handle = callNative(() => native.regexNew(source, f))
+    const names = native.regexGroupNames(handle)
+    const groupCount = native.regexGroupCount(handle)
     this[kNative] = {
       handle,
       raw: source,
@@ -200,7 +201,7 @@ class SafeRegExp {
     const same = s === n.last
     const input = same && n.kept ? null : s
     n.last = s
-    const found = callNative(() => n.handle.exec(input, from, sticky, same, n.out))
+    const found = callNative(() => regexExec(n.handle, input, from, sticky, same, n.out))
     n.kept = found !== 2
     return found === 0 ? null : n.out
   }
@@ -217,7 +218,7 @@ class SafeRegExp {
     n.kept = true
     const sticky = !split && n.flags.includes('y')
     try {
-      return n.handle.execMany(input, pos, sticky, split, captures, n.many)
+      return regexExecMany(n.handle, input, pos, sticky, split, captures, n.many)
     } catch (err) {
       throw fromNative(err)
     }
@@ -337,7 +338,7 @@ class SafeRegExp {
     const n = this[kNative]
     if (!n.plainTest || (typeof string !== 'string' && Buffer.isBuffer(string))) return this.exec(string) !== null
     try {
-      return n.handle.test(String(string))
+      return regexTest(n.handle, String(string))
     } catch (err) {
       throw fromNative(err)
     }
