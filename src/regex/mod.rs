@@ -16,7 +16,7 @@
 //! regex-automata's `StartLF`/`EndLF` looks fire exactly at JS line starts/ends (no byte of any
 //! other unit is `0A`, `F8..FB` never occur otherwise, so no match can start inside a unit; the
 //! only false positives are empty matches inside a framed unit, skipped by `search`). Offsets map
-//! back to UTF-16 through a `u16 → byte` table (binary search back), skipped for ASCII text.
+//! back to UTF-16 through a `u16 → byte` table (searched backwards), skipped for ASCII text.
 //!
 //! **JS semantics.** `\d \w \b` ASCII; `\s` the JS set incl. U+FEFF; `.` without the four line
 //! terminators unless `s`; case-insensitivity by the spec's `Canonicalize` (legacy
@@ -25,6 +25,31 @@
 //! hidden capture around the repeated body records the last iteration; captures outside it are
 //! dropped). Backreferences and lookaround are rejected (`ERR_BULWARK_REGEX_UNSUPPORTED`) with
 //! the position, never approximated.
+//!
+//! **Per call.** JS holds a `NativeRegex` as an `External` and calls plain `regex_*`
+//! functions (cheaper than a class method). Strings are read with raw
+//! `napi_get_value_string_utf16` into buffers the regex reuses (one napi call for a short
+//! string); the ASCII check and narrowing are branch-free loops that vectorize. Byte offsets map
+//! back to UTF-16 by a galloping search from the match's lower bound, so a global scan's
+//! consecutive matches stay cheap.
+//!
+//! **Global iteration in one call.** `regex_exec_many` runs the spec's global loop
+//! (`Walk::Global`: after an empty match advance one unit, one code point with `u`/`v`; sticky
+//! stops at the first miss) or `Symbol.split`'s loop (`Walk::Split`) natively and returns up to
+//! a buffer's worth of `[start, end, groups…]` records; without captures only the lazy DFA
+//! runs (no PikeVM). lib/regex.js builds `match`/`replace`/`matchAll`/`split` results from them.
+//!
+//! **Prefix windows.** `test()` without `g`/`y` asks only whether a match exists: no captures,
+//! an earliest-match DFA search when no match can be empty, and first over a 16 Ki-unit prefix
+//! (read alone: napi copies only what fits, and a flat or sliced string is not flattened; a cons
+//! string is flattened whole by V8 first). A match inside `[0, w)` with the units after `w`
+//! visible to look-around (`Input::range` keeps bytes outside the span for look-around, checked in
+//! regex-automata's `hybrid::search::eoi_fwd`) is a match of the whole string; otherwise the whole
+//! string is searched. `exec` on a new long string does the same when the pattern's match length
+//! is bounded (`Properties::maximum_len` = L bytes) and accepts the window's leftmost-first match
+//! at byte s only if s + L ≤ the window end: then every match starting at or before s also ends
+//! inside the window, so the result (and captures) are the whole string's. The window is never
+//! cut inside a surrogate pair.
 //!
 //! **Limits.** Compiled NFA ≤ 8 MiB, lazy-DFA cache ≤ 4 MiB per regex, repetition counts
 //! ≤ 100 000, nesting ≤ 200 (`ERR_BULWARK_REGEX_TOO_LARGE`). Search time is O(pattern × input).
