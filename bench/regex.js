@@ -43,6 +43,7 @@ const ascii = 'lorem ipsum dolor sit amet 12345 '.repeat(32 * 1024)
 const mixed = 'héllo wörld 😀 ñandú 12345 '.repeat(40 * 1024)
 row('global scan 1 MB ASCII', each((C) => new C('\\d+', 'g'), (re) => () => ascii.match(re).length, { ms: 1500, batch: 1 }))
 row('global scan 1 MB mixed', each((C) => new C('\\d+', 'g'), (re) => () => mixed.match(re).length, { ms: 1500, batch: 1 }))
+row('global replace 1 MB ASCII', each((C) => new C('\\d+', 'g'), (re) => () => ascii.replace(re, '#').length, { ms: 1500, batch: 1 }))
 // A new string identity per call, so no engine can reuse a conversion of the previous input.
 // `ascii + n` is a cons string: every engine (V8 too) must flatten its 1 MB first, so this row
 // mostly measures V8's flattening. `ascii.slice(k)` is a sliced string: flat, nothing to copy
