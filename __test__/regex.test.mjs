@@ -381,6 +381,14 @@ describe('Set, Buffers and re2 extras', () => {
     expect(set.test('nothing')).toBe(false)
     expect(set.size).toBe(5)
     expect(new SafeRegExp.Set(['^b'], 'm').match('a\u2028b')).toEqual([0])
+    // Members that can match empty: no false positive inside a multi-byte or framed unit.
+    const members = ['\\B', '^\\B', 'x*', '$', '\\b', 'é?', '(?:)']
+    for (const flags of ['', 'm', 'u']) {
+      for (const s of ['aéa', 'a\ra', '😀', '', 'a\u2028b', 'ab']) {
+        const want = members.flatMap((p, i) => (new RegExp(p, flags).test(s) ? [i] : []))
+        expect(new SafeRegExp.Set(members, flags).match(s), `${flags} ${JSON.stringify(s)}`).toEqual(want)
+      }
+    }
     expect(() => new SafeRegExp.Set(['a(?=b)'])).toThrow(RegexUnsupportedError)
     expect(() => new SafeRegExp.Set(42)).toThrow(TypeError)
   })

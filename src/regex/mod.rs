@@ -65,6 +65,7 @@ use crate::error::{BulwarkError, ErrorCode};
 use napi::bindgen_prelude::{External, Int32Array, Uint32Array};
 use napi::{check_status, sys, JsString, JsValue};
 use napi_derive::napi;
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::{meta, util::primitives::NonMaxUsize, Anchored, Input};
 pub use translate::Flags;
 use translate::GroupMeta;
@@ -134,6 +135,7 @@ pub struct Hay {
 }
 
 impl Hay {
+  #[cfg(test)]
   pub fn encode(units: &[u16], unicode: bool, framed: bool) -> Hay {
     let mut h = Hay::default();
     h.encode_into(units, unicode, framed);
@@ -801,6 +803,24 @@ pub struct NativeRegexSet {
   unicode: bool,
   framed: bool,
   cache: meta::Cache,
+  /// Members that can match the empty string, each also compiled alone: the set search may
+  /// report an empty match inside a unit's encoding, which is not a match (see `confirm`).
+  empties: Vec<(u32, meta::Regex, meta::Cache)>,
+}
+
+/// Whether `re` has a match in `hay` that is not an empty match inside a unit's encoding.
+fn confirm(re: &meta::Regex, cache: &mut meta::Cache, hay: &Hay) -> bool {
+  let mut b = 0;
+  loop {
+    let input = Input::new(&hay.bytes).range(b..);
+    let Some(m) = re.search_with(cache, &input) else {
+      return false;
+    };
+    if !m.is_empty() || hay.is_boundary(m.start()) {
+      return true;
+    }
+    b = m.start() + 1;
+  }
 }
 
 #[napi]
@@ -828,33 +848,61 @@ impl NativeRegexSet {
     let re = meta::Builder::new()
       .configure(
         config()
-          .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
+          .which_captures(WhichCaptures::None)
           .match_kind(regex_automata::MatchKind::All),
       )
       .build_many_from_hir(&hir_refs)
       .map_err(too_large)?;
     let cache = re.create_cache();
+    let mut empties = Vec::new();
+    for (i, t) in hirs.iter().enumerate() {
+      if t.hir.properties().minimum_len() == Some(0) {
+        let one = meta::Builder::new()
+          // Implicit: the span of group 0 is needed to tell where an empty match is.
+          .configure(config().which_captures(WhichCaptures::Implicit))
+          .build_from_hir(&t.hir)
+          .map_err(too_large)?;
+        let c = one.create_cache();
+        empties.push((i as u32, one, c));
+      }
+    }
     Ok(NativeRegexSet {
       re,
       unicode: f.unicode || f.sets,
       framed,
       cache,
+      empties,
     })
   }
 
   /// Indexes of the patterns that match somewhere in `input`, ascending.
   #[napi(catch_unwind)]
   pub fn matches(&mut self, input: JsString) -> crate::error::Result<Uint32Array> {
-    let units = input.into_utf16().map_err(BulwarkError::from)?;
-    let units = units.as_slice();
-    let units = units.strip_suffix(&[0]).unwrap_or(units);
-    let hay = Hay::encode(units, self.unicode, self.framed);
-    let mut set = regex_automata::PatternSet::new(self.re.pattern_len());
-    let input = Input::new(&hay.bytes);
-    self
-      .re
-      .which_overlapping_matches_with(&mut self.cache, &input, &mut set);
-    Ok(Uint32Array::new(set.iter().map(|p| p.as_u32()).collect()))
+    SCRATCH.with_borrow_mut(|(units, hay)| {
+      read_units(&input, units, usize::MAX).map_err(BulwarkError::from)?;
+      hay.encode_into(units, self.unicode, self.framed);
+      let mut set = regex_automata::PatternSet::new(self.re.pattern_len());
+      let whole = Input::new(&hay.bytes);
+      self
+        .re
+        .which_overlapping_matches_with(&mut self.cache, &whole, &mut set);
+      let mut found = Vec::with_capacity(set.len());
+      for p in set.iter() {
+        let p = p.as_u32();
+        let real = match self.empties.iter_mut().find(|e| e.0 == p) {
+          Some((_, re, cache)) => confirm(re, cache, hay),
+          None => true,
+        };
+        if real {
+          found.push(p);
+        }
+      }
+      if units.capacity() > SCRATCH_KEEP {
+        *units = Vec::new();
+        *hay = Hay::default();
+      }
+      Ok(Uint32Array::new(found))
+    })
   }
 }
 
