@@ -265,6 +265,21 @@ describe('native global iteration and windowed test()', () => {
       expect(show([...s.matchAll(safe)].map((m) => m.index))).toBe(show([...s.matchAll(v8)].map((m) => m.index)))
     }
   })
+  it('calls a user-defined exec as RegExp does', () => {
+    const run = (C) => {
+      const calls = []
+      class Traced extends C {
+        exec(s) {
+          calls.push(this.lastIndex)
+          return super.exec(s)
+        }
+      }
+      const re = new Traced('a', 'g')
+      const out = ['aXa'.replace(re, 'b'), 'aXa'.match(re), [...'aXa'.matchAll(re)].length, new Traced('a').test('xa')]
+      return [out, calls]
+    }
+    expect(show(run(SafeRegExp))).toBe(show(run(RegExp)))
+  })
   it('iterates matchAll lazily from lastIndex without touching the regex', () => {
     const s = 'a1b2c3'.repeat(700)
     for (const C of [RegExp, SafeRegExp]) {

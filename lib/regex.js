@@ -336,7 +336,9 @@ class SafeRegExp {
 
   test(string) {
     const n = this[kNative]
-    if (!n.plainTest || (typeof string !== 'string' && Buffer.isBuffer(string))) return this.exec(string) !== null
+    if (!n.plainTest || this.exec !== ownExec || (typeof string !== 'string' && Buffer.isBuffer(string))) {
+      return this.exec(string) !== null
+    }
     try {
       return regexTest(n.handle, String(string))
     } catch (err) {
@@ -349,7 +351,7 @@ class SafeRegExp {
       const r = RegExp.prototype[Symbol.match].call(this, string.toString('utf8'))
       return r && this.global ? r.map((x) => Buffer.from(x, 'utf8')) : r && this.#bufferize(r, string)
     }
-    if (!this.global) return RegExp.prototype[Symbol.match].call(this, string)
+    if (!this.global || this.exec !== ownExec) return RegExp.prototype[Symbol.match].call(this, string)
     // RegExp.prototype[Symbol.match] with `g`: every match's text; lastIndex ends at 0.
     const s = String(string)
     this.lastIndex = 0
@@ -360,7 +362,9 @@ class SafeRegExp {
     return out.length === 0 ? null : out
   }
   [Symbol.matchAll](string) {
-    if (Buffer.isBuffer(string) || !this.global) return RegExp.prototype[Symbol.matchAll].call(this, string)
+    if (Buffer.isBuffer(string) || !this.global || this.exec !== ownExec) {
+      return RegExp.prototype[Symbol.matchAll].call(this, string)
+    }
     // %RegExpStringIterator% over a private matcher: this regex's lastIndex is not touched.
     const s = String(string)
     const n = this[kNative]
@@ -394,7 +398,7 @@ class SafeRegExp {
       const r = Buffer.isBuffer(replacement) ? replacement.toString('utf8') : replacement
       return Buffer.from(RegExp.prototype[Symbol.replace].call(this, string.toString('utf8'), r), 'utf8')
     }
-    if (!this.global) return RegExp.prototype[Symbol.replace].call(this, string, replacement)
+    if (!this.global || this.exec !== ownExec) return RegExp.prototype[Symbol.replace].call(this, string, replacement)
     // RegExp.prototype[Symbol.replace] with `g`: all matches first, then the replacements in
     // order (a function replacer runs after every search, as in V8); lastIndex ends at 0.
     const s = String(string)
@@ -554,6 +558,10 @@ class SafeRegExpSet {
     return this.sources.map((s) => `/${escapeSource(s)}/${this.flags}`).join(',')
   }
 }
+
+// The fast paths above run only while `exec` is this one: RegExp's algorithms call a
+// user-defined `exec` (a subclass or an own property), and then so do ours.
+const ownExec = SafeRegExp.prototype.exec
 
 SafeRegExp.Set = SafeRegExpSet
 
