@@ -201,6 +201,7 @@ class SafeRegExp {
     const same = s === n.last
     const input = same && n.kept ? null : s
     n.last = s
+    n.kept = false // until the native call has returned
     const found = callNative(() => regexExec(n.handle, input, from, sticky, same, n.out))
     n.kept = found !== 2
     return found === 0 ? null : n.out
@@ -215,10 +216,12 @@ class SafeRegExp {
     n.many ??= new Int32Array(Math.max(MANY * Math.min(stride, 16), stride))
     const input = s === n.last && n.kept ? null : s
     n.last = s
-    n.kept = true
+    n.kept = false
     const sticky = !split && n.flags.includes('y')
     try {
-      return regexExecMany(n.handle, input, pos, sticky, split, captures, n.many)
+      const count = regexExecMany(n.handle, input, pos, sticky, split, captures, n.many)
+      n.kept = true
+      return count
     } catch (err) {
       throw fromNative(err)
     }
