@@ -4,12 +4,13 @@
 // The class mirrors RegExp: same constructor forms, flags, `lastIndex` rules (RegExpBuiltinExec),
 // exec results shaped like RegExp's (index, input, groups, indices). Global iteration
 // (`match`/`replace`/`replaceAll`/`matchAll` with `g`, and `split`) runs the spec's loops
-// natively: one call returns up to MANY matches as offsets (`execMany`), and this module builds
+// natively: one call returns up to MANY matches as offsets (`regexExecMany`), and this module builds
 // the results with the spec's steps (GetSubstitution for `$` patterns, function replacers called
 // after all matches are found, `lastIndex` left as RegExp leaves it). Non-global `match`,
-// `replace` and `search` reuse V8's generic RegExp.prototype[Symbol.*], which call `exec`.
-// `test` without `g`/`y` asks only whether a match exists (native `test`: no captures, prefix
-// window first). The native side keeps the encoding of the last string `exec`/`execMany`
+// `replace` and `search` reuse V8's generic RegExp.prototype[Symbol.*], which call `exec`; so do
+// the global ones when `exec` is overridden. `test` without `g`/`y` asks only whether a match
+// exists (`regexTest`: no captures, prefix window first). The native side keeps the encoding of
+// the last string `regexExec`/`regexExecMany`
 // searched, and this module passes `null` while the string is the same (`===`); `exec` on a new
 // long string may search a prefix window first (see `NativeRegex::exec`), which is not kept.
 
