@@ -4,15 +4,15 @@
 // The class mirrors RegExp: same constructor forms, flags, `lastIndex` rules (RegExpBuiltinExec),
 // exec results shaped like RegExp's (index, input, groups, indices). Global iteration
 // (`match`/`replace`/`replaceAll`/`matchAll` with `g`, and `split`) runs the spec's loops
-// natively: one call returns up to MANY matches as offsets (`regexExecMany`), and this module builds
-// the results with the spec's steps (GetSubstitution for `$` patterns, function replacers called
-// after all matches are found, `lastIndex` left as RegExp leaves it). Non-global `match`,
+// natively: one call returns up to MANY matches as offsets (`regexExecMany`), and this module
+// builds the results with the spec's steps (GetSubstitution for `$` patterns, function replacers
+// called after all matches are found, `lastIndex` left as RegExp leaves it). Non-global `match`,
 // `replace` and `search` reuse V8's generic RegExp.prototype[Symbol.*], which call `exec`; so do
 // the global ones when `exec` is overridden. `test` without `g`/`y` asks only whether a match
 // exists (`regexTest`: no captures, prefix window first). The native side keeps the encoding of
-// the last string `regexExec`/`regexExecMany`
-// searched, and this module passes `null` while the string is the same (`===`); `exec` on a new
-// long string may search a prefix window first (see `NativeRegex::exec`), which is not kept.
+// the last string `regexExec`/`regexExecMany` searched, and this module passes `null` while the
+// string is the same (`===`); `exec` on a new long string may search a prefix window first (see
+// `NativeRegex::exec`), which is not kept.
 
 const native = require('./native')
 const { regexExec, regexExecMany, regexTest } = native
@@ -87,8 +87,10 @@ function substitute(template, s, position, matched, captures, groups) {
       const m = captures.length
       let index = c - 0x30
       const c2 = template.charCodeAt(d + 2)
-      if (c2 >= 0x30 && c2 <= 0x39 && index * 10 + (c2 - 0x30) <= m && index * 10 + (c2 - 0x30) >= 1) {
-        index = index * 10 + (c2 - 0x30)
+      const twoDigits = index * 10 + (c2 - 0x30)
+      // `$nn` when it names a group, else `$n` followed by a literal digit.
+      if (c2 >= 0x30 && c2 <= 0x39 && twoDigits >= 1 && twoDigits <= m) {
+        index = twoDigits
         i = d + 3
       }
       if (index >= 1 && index <= m) out += captures[index - 1] ?? ''
