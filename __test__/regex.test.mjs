@@ -163,6 +163,139 @@ describe('differential against V8 RegExp', () => {
   })
 })
 
+describe('native global iteration and windowed test()', () => {
+  const same = (v8, safe, what) => expect(show(safe), what).toBe(show(v8))
+  // Long inputs: more matches than one native chunk (1024), and matches at the 16 Ki and
+  // 128 Ki unit window ends of test().
+  const W = 16 * 1024
+  const unit = 'ab😀c\ud800é\r\n x\u2028'
+  const LONG = [
+    unit.repeat(300),
+    'a'.repeat(3000),
+    'x'.repeat(W - 1) + 'ab' + 'y'.repeat(10),
+    'x'.repeat(W - 2) + 'ab',
+    'x'.repeat(W - 1) + 'a' + ' ' + 'z'.repeat(W),
+    'x'.repeat(W - 1) + 'a\r' + 'z'.repeat(W),
+    'x'.repeat(W - 1) + '😀' + 'q'.repeat(W),
+    'x'.repeat(W) + '😀' + 'q'.repeat(W),
+    'x'.repeat(W - 1) + '\ud83d' + 'q'.repeat(W),
+    'x'.repeat(W + 1) + 'ab' + 'z'.repeat(9 * W) + 'ac',
+    'y'.repeat(8 * W + 5) + 'axxxc' + 'x',
+    'y'.repeat(W - 3) + 'axxc' + 'y',
+    'y'.repeat(W - 6) + 'axxc' + 'y',
+    'é'.repeat(W - 3) + 'axxc\n',
+    'é'.repeat(W - 1) + '\ud83d\ude00x' + 'y'.repeat(W),
+  ]
+  const PATS = [
+    ['ab', ''], ['a$', ''], ['a$', 'm'], ['a\\b', ''], ['a\\B', ''], ['^x', 'm'], ['x$', 'm'], ['😀', 'u'],
+    ['\\ud83d', ''], ['\\ud83d', 'u'], ['.\\ude00', ''], ['[^x]q', 'u'], ['a.*c|x', ''], ['a.*c|x', 's'], ['ac$', ''],
+    ['', 'g'], ['', 'gu'], ['a*', 'g'], ['(a)|(b)', 'g'], ['\\r\\n|\\n', 'g'], ['$', 'gm'], ['^', 'gm'], ['\\B', 'g'],
+    ['(?<c>[^\\x00-\\x7f])', 'gu'], ['(?<c>[^\\x00-\\x7f])', 'g'], ['x+', 'gy'], ['\\s', 'gd'], ['q', 'gi'], ['(x)(?:y|(z))', 'g'],
+    ['^(a+)+$', ''], ['\\bz', ''], ['zz$', ''], ['(?:)', ''], ['\\B', 'm'], ['^\\B', 'm'],
+    // Bounded match lengths: exec may answer from the prefix window.
+    ['a.{0,3}c|x', ''], ['(a)(x{1,2})?c|y', 'd'], ['x\\b|a', ''], ['c$|q', 'm'], ['c$|é', ''], ['(?<p>😀)x|y', 'u'],
+    ['.\\ude00', 'u'], ['[^y]x', ''], ['x{2}(?:y|$)', ''], ['ab', 'y'], ['é?a', 'i'],
+  ]
+  it('gives RegExp’s results for long inputs, chunk and window boundaries', () => {
+    for (const [p, f] of PATS) {
+      const v8 = new RegExp(p, f)
+      const safe = new SafeRegExp(p, f)
+      for (const s of LONG) {
+        const what = `${p}/${f} on ${s.length} units`
+        same(v8.test(s), safe.test(s), `test ${what}`)
+        same(execAll(v8, s), execAll(safe, s), `exec ${what}`)
+        same(execAll(v8, s.slice(1)), execAll(safe, s.slice(1)), `exec sliced ${what}`)
+        v8.lastIndex = safe.lastIndex = 0
+        same(s.match(v8), s.match(safe), `match ${what}`)
+        same(s.replace(v8, '<$&>'), s.replace(safe, '<$&>'), `replace ${what}`)
+        same(s.split(v8), s.split(safe), `split ${what}`)
+        same(s.split(v8, 1500), s.split(safe, 1500), `split limit ${what}`)
+        if (v8.global) {
+          same([...s.matchAll(v8)].map((m) => [m.index, [...m], m.groups, m.indices]), [...s.matchAll(safe)].map((m) => [m.index, [...m], m.groups, m.indices]), `matchAll ${what}`)
+          same(s.replace(v8, (...a) => a.length), s.replace(safe, (...a) => a.length), `replaceFn ${what}`)
+        }
+      }
+    }
+  }, 120_000)
+  it('expands every replacement pattern like GetSubstitution', () => {
+    const templates = ['$0', '$00', '$01', '$1', '$2', '$3', '$10', '$11', '$19', '$99', '$$', '$', 'a$', '$&$`$\'', '$<n>', '$<m>', '$<n', '$<>', '$<<n>>', '$1$<n>$2$', '$$1', '$001']
+    for (const [p, f] of [['(?<n>a)(b)?', 'g'], ['(a)', 'g'], ['a', 'g'], ['(?<n>a)(b)?(c)?(d)?(e)?(f)?(g)?(h)?(i)?(j)?(k)?', 'g']]) {
+      for (const t of templates) {
+        for (const s of ['xaby a', '', 'aaa', 'abcdefghijk!']) {
+          expect(s.replace(new SafeRegExp(p, f), t), `${p}/${f} ${t} on ${s}`).toBe(s.replace(new RegExp(p, f), t))
+          expect(s.replaceAll(new SafeRegExp(p, f), t)).toBe(s.replaceAll(new RegExp(p, f), t))
+        }
+      }
+    }
+  })
+  it('calls function replacers after all searches, with lastIndex as RegExp leaves it', () => {
+    const trace = (C) => {
+      const re = new C('(?<w>\\w)(\\d)?', 'g')
+      re.lastIndex = 7
+      const seen = []
+      const out = 'a1 b c2'.replace(re, (m, d, x, off, str, groups) => {
+        seen.push([m, d, x, off, str, { ...groups }, re.lastIndex])
+        re.lastIndex = 3
+        return `[${'xy'.replace(re, '-')}]`
+      })
+      return [out, seen, re.lastIndex]
+    }
+    expect(show(trace(SafeRegExp))).toBe(show(trace(RegExp)))
+    const last = (C, f) => {
+      const re = new C('a', f)
+      re.lastIndex = 2
+      'aaa'.match(re)
+      const m = re.lastIndex
+      re.lastIndex = 1
+      'aaa'.replace(re, 'b')
+      return [m, re.lastIndex]
+    }
+    for (const f of ['g', 'gy', 'y', '']) expect(last(SafeRegExp, f), f).toEqual(last(RegExp, f))
+  })
+  it('iterates with many groups (smaller native chunks) like RegExp', () => {
+    const many = '(x)(y)?(z)?(w)?(v)?(u)?(t)?(s)?(r)?'
+    const huge = Array.from({ length: 300 }, () => '(a)?').join('') + 'b'
+    const s = 'xxyb'.repeat(1000)
+    for (const p of [many, huge]) {
+      const v8 = new RegExp(p, 'g')
+      const safe = new SafeRegExp(p, 'g')
+      expect(s.replace(safe, '$1$9$<x>')).toBe(s.replace(v8, '$1$9$<x>'))
+      expect(s.replace(safe, (...a) => a.length)).toBe(s.replace(v8, (...a) => a.length))
+      expect(show(s.split(safe).length)).toBe(show(s.split(v8).length))
+      expect(show([...s.matchAll(safe)].map((m) => m.index))).toBe(show([...s.matchAll(v8)].map((m) => m.index)))
+    }
+  })
+  it('calls a user-defined exec as RegExp does', () => {
+    const run = (C) => {
+      const calls = []
+      class Traced extends C {
+        exec(s) {
+          calls.push(this.lastIndex)
+          return super.exec(s)
+        }
+      }
+      const re = new Traced('a', 'g')
+      const out = ['aXa'.replace(re, 'b'), 'aXa'.match(re), [...'aXa'.matchAll(re)].length, new Traced('a').test('xa')]
+      return [out, calls]
+    }
+    expect(show(run(SafeRegExp))).toBe(show(run(RegExp)))
+  })
+  it('iterates matchAll lazily from lastIndex without touching the regex', () => {
+    const s = 'a1b2c3'.repeat(700)
+    for (const C of [RegExp, SafeRegExp]) {
+      const re = new C('(\\d)', 'g')
+      re.lastIndex = 5
+      const it = s.matchAll(re)
+      expect(Object.prototype.toString.call(it)).toBe('[object RegExp String Iterator]')
+      const first = it.next().value
+      expect([first.index, first[1]]).toEqual([5, '3'])
+      expect('x9'.replace(re, '_')).toBe('x_')
+      expect([...it].length).toBe(2100 - 3)
+      expect(re.lastIndex).toBe(0)
+    }
+  })
+})
+
 describe('rejections', () => {
   const cases = [
     ['(a)\\1', 'backreference \\1', 3],
@@ -263,6 +396,14 @@ describe('Set, Buffers and re2 extras', () => {
     expect(set.test('nothing')).toBe(false)
     expect(set.size).toBe(5)
     expect(new SafeRegExp.Set(['^b'], 'm').match('a\u2028b')).toEqual([0])
+    // Members that can match empty: no false positive inside a multi-byte or framed unit.
+    const members = ['\\B', '^\\B', 'x*', '$', '\\b', 'é?', '(?:)']
+    for (const flags of ['', 'm', 'u']) {
+      for (const s of ['aéa', 'a\ra', '😀', '', 'a\u2028b', 'ab']) {
+        const want = members.flatMap((p, i) => (new RegExp(p, flags).test(s) ? [i] : []))
+        expect(new SafeRegExp.Set(members, flags).match(s), `${flags} ${JSON.stringify(s)}`).toEqual(want)
+      }
+    }
     expect(() => new SafeRegExp.Set(['a(?=b)'])).toThrow(RegexUnsupportedError)
     expect(() => new SafeRegExp.Set(42)).toThrow(TypeError)
   })

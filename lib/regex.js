@@ -2,16 +2,21 @@
 // SafeRegExp: a linear-time RegExp for untrusted patterns and inputs (src/regex/ for the engine).
 //
 // The class mirrors RegExp: same constructor forms, flags, `lastIndex` rules (RegExpBuiltinExec),
-// exec results shaped like RegExp's (index, input, groups, indices). `replace`, `match`,
-// `matchAll` and `search` reuse V8's own generic RegExp.prototype[Symbol.*] algorithms, which
-// only call `exec`, so replacement patterns and function replacers behave exactly like RegExp's.
-// `split` is implemented here with unanchored searches (the spec's sticky loop would cost one
-// native call per input position). Global iteration stays linear: the native side keeps the
-// encoding of the last searched string, and this module passes `null` while the string is the
-// same (`===`).
+// exec results shaped like RegExp's (index, input, groups, indices). Global iteration
+// (`match`/`replace`/`replaceAll`/`matchAll` with `g`, and `split`) runs the spec's loops
+// natively: one call returns up to MANY matches as offsets (`regexExecMany`), and this module
+// builds the results with the spec's steps (GetSubstitution for `$` patterns, function replacers
+// called after all matches are found, `lastIndex` left as RegExp leaves it). Non-global `match`,
+// `replace` and `search` reuse V8's generic RegExp.prototype[Symbol.*], which call `exec`; so do
+// the global ones when `exec` is overridden. `test` without `g`/`y` asks only whether a match
+// exists (`regexTest`: no captures, prefix window first). The native side keeps the encoding of
+// the last string `regexExec`/`regexExecMany` searched, and this module passes `null` while the
+// string is the same (`===`); `exec` on a new long string may search a prefix window first (see
+// `NativeRegex::exec`), which is not kept.
 
 const native = require('./native')
-const { callNative } = require('./internal')
+const { regexExec, regexExecMany, regexTest } = native
+const { callNative, fromNative } = require('./internal')
 const { InvalidArgError } = require('./errors')
 
 const FLAG_ORDER = 'dgimsuvy'
@@ -61,6 +66,48 @@ function advance(s, index, unicode) {
   return d >= 0xdc00 && d <= 0xdfff ? index + 2 : index + 1
 }
 
+// Matches per native call in global iteration (fewer for patterns with more than 7 groups).
+const MANY = 1024
+
+// GetSubstitution (ECMA-262 22.1.3.19.1): `$$ $& $\` $' $n $nn $<name>` in a replacement.
+function substitute(template, s, position, matched, captures, groups) {
+  let out = ''
+  let i = 0
+  for (;;) {
+    const d = template.indexOf('$', i)
+    if (d < 0 || d + 1 >= template.length) break
+    out += template.slice(i, d)
+    const c = template.charCodeAt(d + 1)
+    i = d + 2
+    if (c === 0x24) out += '$'
+    else if (c === 0x26) out += matched
+    else if (c === 0x60) out += s.slice(0, position)
+    else if (c === 0x27) out += s.slice(Math.min(position + matched.length, s.length))
+    else if (c >= 0x30 && c <= 0x39) {
+      const m = captures.length
+      let index = c - 0x30
+      const c2 = template.charCodeAt(d + 2)
+      const twoDigits = index * 10 + (c2 - 0x30)
+      // `$nn` when it names a group, else `$n` followed by a literal digit.
+      if (c2 >= 0x30 && c2 <= 0x39 && twoDigits >= 1 && twoDigits <= m) {
+        index = twoDigits
+        i = d + 3
+      }
+      if (index >= 1 && index <= m) out += captures[index - 1] ?? ''
+      else out += template.slice(d, i)
+    } else if (c === 0x3c && groups !== undefined) {
+      const gt = template.indexOf('>', d + 2)
+      if (gt < 0) out += '$<'
+      else {
+        const v = groups[template.slice(d + 2, gt)]
+        if (v !== undefined) out += String(v)
+        i = gt + 1
+      }
+    } else out += template.slice(d, i)
+  }
+  return out + template.slice(i)
+}
+
 function toLength(v) {
   const n = Number(v)
   if (!(n > 0)) return 0
@@ -84,9 +131,9 @@ class SafeRegExp {
       source = pattern === undefined ? '' : String(pattern)
     }
     const f = flags === undefined ? (inherited ?? '') : String(flags)
-    const handle = callNative(() => new native.NativeRegex(source, f))
-    const names = handle.groupNames
-    const groupCount = handle.groupCount
+    const handle = callNative(() => native.regexNew(source, f))
+    const names = native.regexGroupNames(handle)
+    const groupCount = native.regexGroupCount(handle)
     this[kNative] = {
       handle,
       raw: source,
@@ -96,6 +143,11 @@ class SafeRegExp {
       names: groupCount === 0 ? [] : names.split('\0'),
       hasNames: names.replace(/\0/g, '') !== '',
       out: new Int32Array(2 + 2 * groupCount),
+      many: null,
+      // Whether the native side holds all of `last` (not only a prefix window).
+      kept: false,
+      // test() without g/y: existence only, no lastIndex.
+      plainTest: !/[gy]/.test(f),
       last: undefined,
     }
     this.lastIndex = 0
@@ -147,10 +199,76 @@ class SafeRegExp {
   // Runs the native search; returns the shared offsets array or null.
   #search(s, from, sticky) {
     const n = this[kNative]
-    const input = s === n.last ? null : s
+    // A string searched just before is read whole (a loop of exec calls then reuses it); a new
+    // one may be searched in a prefix window first, which the native side does not keep.
+    const same = s === n.last
+    const input = same && n.kept ? null : s
     n.last = s
-    const found = callNative(() => n.handle.exec(input, from, sticky, n.out))
-    return found ? n.out : null
+    n.kept = false // until the native call has returned
+    const found = callNative(() => regexExec(n.handle, input, from, sticky, same, n.out))
+    n.kept = found !== 2
+    return found === 0 ? null : n.out
+  }
+
+  // Up to MANY matches natively from `pos` (see `search_many` in src/regex/mod.rs) into the
+  // shared buffer `n.many`; returns the count. Records are `stride` wide.
+  #chunk(s, pos, split, captures) {
+    const n = this[kNative]
+    // At most 64 KiB per regex, and room for at least one record with every group.
+    const stride = 2 + 2 * n.groupCount
+    n.many ??= new Int32Array(Math.max(MANY * Math.min(stride, 16), stride))
+    const input = s === n.last && n.kept ? null : s
+    n.last = s
+    n.kept = false
+    const sticky = !split && n.flags.includes('y')
+    try {
+      const count = regexExecMany(n.handle, input, pos, sticky, split, captures, n.many)
+      n.kept = true
+      return count
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  // The whole walk from `pos`: `each(buf, count, stride)` per chunk; it returns true to stop.
+  #walk(s, pos, split, captures, each) {
+    const n = this[kNative]
+    const stride = captures ? 2 + 2 * n.groupCount : 2
+    const unicode = n.flags.includes('u') || n.flags.includes('v')
+    for (;;) {
+      const count = this.#chunk(s, pos, split, captures)
+      const buf = n.many
+      if (count === 0 || each(buf, count, stride) === true) return
+      if (count < Math.floor(buf.length / stride)) return
+      const a = buf[(count - 1) * stride]
+      const e = buf[(count - 1) * stride + 1]
+      pos = !split && a === e ? advance(s, e, unicode) : e
+    }
+  }
+
+  // The captures of the record at `o` as strings (undefined where a group did not take part).
+  #captures(s, buf, o) {
+    const n = this[kNative]
+    const caps = []
+    for (let i = 0; i < n.groupCount; i++) {
+      const a = buf[o + 2 + 2 * i]
+      caps.push(a < 0 ? undefined : s.slice(a, buf[o + 3 + 2 * i]))
+    }
+    return caps
+  }
+
+  // A `groups` object as RegExpBuiltinExec builds it (the first participating duplicate wins).
+  #groups(values) {
+    const n = this[kNative]
+    if (!n.hasNames) return undefined
+    const groups = Object.create(null)
+    for (let i = 0; i < n.names.length; i++) {
+      const name = n.names[i]
+      if (name !== '' && (groups[name] === undefined || !Object.hasOwn(groups, name))) {
+        groups[name] = values[i]
+      }
+    }
+    return groups
   }
 
   exec(string) {
@@ -174,43 +292,21 @@ class SafeRegExp {
     return this.#result(s, out)
   }
 
-  #result(s, out) {
+  // An exec result from the record at `o` of `out`.
+  #result(s, out, o = 0) {
     const n = this[kNative]
-    const result = [s.slice(out[0], out[1])]
-    for (let i = 0; i < n.groupCount; i++) {
-      const a = out[2 + 2 * i]
-      result.push(a < 0 ? undefined : s.slice(a, out[3 + 2 * i]))
-    }
-    result.index = out[0]
+    const caps = this.#captures(s, out, o)
+    const result = [s.slice(out[o], out[o + 1]), ...caps]
+    result.index = out[o]
     result.input = s
-    let groups
-    if (n.hasNames) {
-      groups = Object.create(null)
-      for (let i = 0; i < n.names.length; i++) {
-        const name = n.names[i]
-        if (name !== '' && (groups[name] === undefined || !Object.hasOwn(groups, name))) {
-          groups[name] = result[i + 1]
-        }
-      }
-    }
-    result.groups = groups
+    result.groups = this.#groups(caps)
     if (n.flags.includes('d')) {
-      const indices = [[out[0], out[1]]]
+      const indices = [[out[o], out[o + 1]]]
       for (let i = 0; i < n.groupCount; i++) {
-        const a = out[2 + 2 * i]
-        indices.push(a < 0 ? undefined : [a, out[3 + 2 * i]])
+        const a = out[o + 2 + 2 * i]
+        indices.push(a < 0 ? undefined : [a, out[o + 3 + 2 * i]])
       }
-      let igroups
-      if (n.hasNames) {
-        igroups = Object.create(null)
-        for (let i = 0; i < n.names.length; i++) {
-          const name = n.names[i]
-          if (name !== '' && (igroups[name] === undefined || !Object.hasOwn(igroups, name))) {
-            igroups[name] = indices[i + 1]
-          }
-        }
-      }
-      indices.groups = igroups
+      indices.groups = this.#groups(indices.slice(1))
       result.indices = indices
     }
     return result
@@ -245,7 +341,15 @@ class SafeRegExp {
   }
 
   test(string) {
-    return this.exec(string) !== null
+    const n = this[kNative]
+    if (!n.plainTest || this.exec !== ownExec || (typeof string !== 'string' && Buffer.isBuffer(string))) {
+      return this.exec(string) !== null
+    }
+    try {
+      return regexTest(n.handle, String(string))
+    } catch (err) {
+      throw fromNative(err)
+    }
   }
 
   [Symbol.match](string) {
@@ -253,10 +357,44 @@ class SafeRegExp {
       const r = RegExp.prototype[Symbol.match].call(this, string.toString('utf8'))
       return r && this.global ? r.map((x) => Buffer.from(x, 'utf8')) : r && this.#bufferize(r, string)
     }
-    return RegExp.prototype[Symbol.match].call(this, string)
+    if (!this.global || this.exec !== ownExec) return RegExp.prototype[Symbol.match].call(this, string)
+    // RegExp.prototype[Symbol.match] with `g`: every match's text; lastIndex ends at 0.
+    const s = String(string)
+    this.lastIndex = 0
+    const out = []
+    this.#walk(s, 0, false, false, (buf, count) => {
+      for (let k = 0; k < 2 * count; k += 2) out.push(s.slice(buf[k], buf[k + 1]))
+    })
+    return out.length === 0 ? null : out
   }
   [Symbol.matchAll](string) {
-    return RegExp.prototype[Symbol.matchAll].call(this, string)
+    if (Buffer.isBuffer(string) || !this.global || this.exec !== ownExec) {
+      return RegExp.prototype[Symbol.matchAll].call(this, string)
+    }
+    // %RegExpStringIterator% over a private matcher: this regex's lastIndex is not touched.
+    const s = String(string)
+    const n = this[kNative]
+    const stride = 2 + 2 * n.groupCount
+    const unicode = this.unicode || this.unicodeSets
+    let pos = toLength(this.lastIndex)
+    let chunk = null
+    let k = 0
+    let count = 0
+    let last = false
+    return new RegExpStringIterator(() => {
+      if (k === count) {
+        if (last) return { value: undefined, done: true }
+        count = this.#chunk(s, pos, false, true)
+        chunk = n.many.slice(0, count * stride)
+        k = 0
+        last = count < Math.floor(n.many.length / stride)
+        if (count === 0) return { value: undefined, done: true }
+        const a = chunk[(count - 1) * stride]
+        const e = chunk[(count - 1) * stride + 1]
+        pos = a === e ? advance(s, e, unicode) : e
+      }
+      return { value: this.#result(s, chunk, stride * k++), done: false }
+    })
   }
   [Symbol.search](string) {
     return RegExp.prototype[Symbol.search].call(this, Buffer.isBuffer(string) ? string.toString('utf8') : string)
@@ -266,7 +404,45 @@ class SafeRegExp {
       const r = Buffer.isBuffer(replacement) ? replacement.toString('utf8') : replacement
       return Buffer.from(RegExp.prototype[Symbol.replace].call(this, string.toString('utf8'), r), 'utf8')
     }
-    return RegExp.prototype[Symbol.replace].call(this, string, replacement)
+    if (!this.global || this.exec !== ownExec) return RegExp.prototype[Symbol.replace].call(this, string, replacement)
+    // RegExp.prototype[Symbol.replace] with `g`: all matches first, then the replacements in
+    // order (a function replacer runs after every search, as in V8); lastIndex ends at 0.
+    const s = String(string)
+    const n = this[kNative]
+    const functional = typeof replacement === 'function'
+    const template = functional ? '' : String(replacement)
+    const dollar = !functional && template.includes('$')
+    const captures = n.groupCount > 0 && (functional || dollar)
+    this.lastIndex = 0
+    let acc = ''
+    let next = 0
+    const apply = (buf, count, stride) => {
+      for (let o = 0; o < count * stride; o += stride) {
+        const a = buf[o]
+        const matched = s.slice(a, buf[o + 1])
+        let rep = template
+        if (functional || dollar) {
+          const caps = captures ? this.#captures(s, buf, o) : []
+          const groups = captures ? this.#groups(caps) : undefined
+          if (functional) {
+            rep = groups === undefined ? replacement(matched, ...caps, a, s) : replacement(matched, ...caps, a, s, groups)
+            rep = String(rep)
+          } else rep = substitute(template, s, a, matched, caps, groups)
+        }
+        if (a >= next) {
+          acc += s.slice(next, a) + rep
+          next = a + matched.length
+        }
+      }
+    }
+    if (functional) {
+      const chunks = []
+      this.#walk(s, 0, false, captures, (buf, count, stride) => {
+        chunks.push([buf.slice(0, count * stride), count, stride])
+      })
+      for (const [buf, count, stride] of chunks) apply(buf, count, stride)
+    } else this.#walk(s, 0, false, captures, apply)
+    return acc + s.slice(next)
   }
   [Symbol.split](string, limit) {
     if (Buffer.isBuffer(string)) {
@@ -278,37 +454,27 @@ class SafeRegExp {
     const lim = limit === undefined ? 2 ** 32 - 1 : limit >>> 0
     const result = []
     if (lim === 0) return result
-    const unicode = this.unicode || this.unicodeSets
     const groupCount = this[kNative].groupCount
     if (s.length === 0) {
       return this.#search(s, 0, true) === null ? [s] : result
     }
+    // The spec's loop tries a sticky match at every position q; the native Split walk finds
+    // the same matches with unanchored searches (see `Walk::Split`).
     let p = 0
-    let q = 0
-    while (q < s.length) {
-      const out = this.#search(s, q, false)
-      if (out === null || out[0] >= s.length) break
-      q = out[0]
-      const e = Math.min(out[1], s.length)
-      if (e === p) {
-        q = advance(s, q, unicode)
-        continue
+    let full = false
+    this.#walk(s, 0, true, groupCount > 0, (buf, count, stride) => {
+      for (let o = 0; o < count * stride; o += stride) {
+        result.push(s.slice(p, buf[o]))
+        if (result.length === lim) return (full = true)
+        for (let i = 0; i < groupCount; i++) {
+          const a = buf[o + 2 + 2 * i]
+          result.push(a < 0 ? undefined : s.slice(a, buf[o + 3 + 2 * i]))
+          if (result.length === lim) return (full = true)
+        }
+        p = buf[o + 1]
       }
-      result.push(s.slice(p, q))
-      if (result.length === lim) return result
-      const groups = []
-      for (let i = 0; i < groupCount; i++) {
-        const a = out[2 + 2 * i]
-        groups.push(a < 0 ? undefined : s.slice(a, out[3 + 2 * i]))
-      }
-      for (const g of groups) {
-        result.push(g)
-        if (result.length === lim) return result
-      }
-      p = e
-      q = p
-    }
-    result.push(s.slice(p))
+    })
+    if (!full) result.push(s.slice(p))
     return result
   }
 
@@ -346,6 +512,24 @@ class SafeRegExp {
   }
 }
 
+/** What `matchAll` returns: an iterator over exec results, like %RegExpStringIterator%. */
+class RegExpStringIterator {
+  #next
+  constructor(next) {
+    this.#next = next
+  }
+  next() {
+    return this.#next()
+  }
+  [Symbol.iterator]() {
+    return this
+  }
+}
+Object.defineProperty(RegExpStringIterator.prototype, Symbol.toStringTag, {
+  value: 'RegExp String Iterator',
+  configurable: true,
+})
+
 /** Many patterns, one pass over the input: which of them match. */
 class SafeRegExpSet {
   constructor(patterns, flags) {
@@ -380,6 +564,10 @@ class SafeRegExpSet {
     return this.sources.map((s) => `/${escapeSource(s)}/${this.flags}`).join(',')
   }
 }
+
+// The fast paths above run only while `exec` is this one: RegExp's algorithms call a
+// user-defined `exec` (a subclass or an own property), and then so do ours.
+const ownExec = SafeRegExp.prototype.exec
 
 SafeRegExp.Set = SafeRegExpSet
 

@@ -28,6 +28,11 @@ module.exports = {
     log(`/^(a+)+$/ on 100 001 chars -> matched ${r.matched} in ${r.ms.toFixed(1)} ms (V8 would hang)`)
     const e = await post({ pattern: '(a)\\1', flags: '', input: 'aa' })
     log(`backreference -> ${e.error}`)
+    const mb = 'lorem ipsum 12345 dolor '.repeat(44_000)
+    const t0 = process.hrtime.bigint()
+    const masked = mb.replace(new SafeRegExp('\\d+', 'g'), '#')
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6
+    log(`global replace over ${(mb.length / 1e6).toFixed(2)} M chars (44 000 matches, one native call per 1024) -> ${ms.toFixed(1)} ms, same as RegExp: ${masked === mb.replace(/\d+/g, '#')}`)
     log(`'a😀b'.split(new SafeRegExp('', 'u')) -> ${JSON.stringify('a😀b'.split(new SafeRegExp('', 'u')))}`)
     log(`RegexUnsupportedError is a SyntaxError: ${new RegexUnsupportedError('x') instanceof SyntaxError}`)
   },
