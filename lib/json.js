@@ -139,6 +139,10 @@ function outcomeError(o) {
 
 // --- the builder: follows a plan, a slice at a time --------------------------------------------
 
+// Main-thread ms per code unit of JSON.parse pieces (moving average over large pieces; one per
+// environment: it depends on the machine and the documents, not on the pool). Starts at 8 µs/KB.
+let msPerUnit = 8e-6
+
 function setKey(obj, key, value) {
   // A key spelled "__proto__" becomes an own property, as JSON.parse makes it; never a prototype.
   if (key === '__proto__') {
@@ -176,14 +180,25 @@ class Builder {
     else setKey(f.value, f.key, v)
   }
 
-  // Runs ops until the plan ends (true) or `deadline` (a performance.now() value) passes.
+  // Runs ops until the plan ends (true) or `deadline` (a performance.now() value) passes. A
+  // `JSON.parse` piece is not started when its predicted time (its length times the measured
+  // ms per code unit) would end the slice past the deadline, unless it is the slice's first.
   step(deadline) {
     const p = this.plan
     const n = p.length
     let i = this.i
     const stack = this.stack
+    let now = performance.now()
+    let first = true
     while (i < n) {
-      switch (p[i]) {
+      const op = p[i]
+      let units = 0
+      if (op <= OP_OBJ_RUN) {
+        units = p[i + 2] - p[i + 1]
+        if (!first && now + units * msPerUnit > deadline) break
+        first = false
+      }
+      switch (op) {
         case OP_VALUE:
           this.attach(JSON.parse(this.text(p[i + 1], p[i + 2], p[i + 3])))
           i += 4
@@ -248,7 +263,10 @@ class Builder {
         default:
           throw new errors.InternalError(`bulwark internal error: unknown JSON plan op ${p[i]}`)
       }
-      if (performance.now() >= deadline) break
+      const t = performance.now()
+      if (units > 1024) msPerUnit += ((t - now) / units - msPerUnit) * 0.25
+      now = t
+      if (now >= deadline) break
     }
     this.i = i
     return i >= n
@@ -511,7 +529,7 @@ class JsonPool {
   #gather(job) {
     const { input, isString } = job
     const total = input.length
-    const nin = new native.JsonInput(isString, total)
+    const nin = this.#native.input(isString, total)
     let at = 0
     const step = (deadline) => {
       if (job.settled) return true

@@ -123,13 +123,69 @@ impl Failure {
 pub trait Unit: Copy + Send + Sync + 'static {
   fn get(self) -> u32;
   const WIDE: bool;
+  /// The first index at or after `i` whose unit is not plain string content (printable ASCII
+  /// other than `"` and `\`), or `s.len()`.
+  fn skip_plain(s: &[Self], i: usize) -> usize;
+  /// Skips whole blocks of ASCII digits from `i` (a fast path; the caller finishes the run).
+  #[inline(always)]
+  fn skip_digits(_s: &[Self], i: usize) -> usize {
+    i
+  }
 }
+
+#[inline(always)]
+fn is_plain(c: u32) -> bool {
+  (0x20..0x80).contains(&c) && c != 0x22 && c != 0x5C
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
 impl Unit for u8 {
   #[inline(always)]
   fn get(self) -> u32 {
     self as u32
   }
   const WIDE: bool = false;
+  /// Eight bytes at a time (SWAR): a byte is special when it is below 0x20, equals `"` or `\`,
+  /// or has its high bit set. Borrows only carry upwards from a special byte, so the lowest
+  /// flagged byte is exact.
+  #[inline(always)]
+  fn skip_plain(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+      let v = u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+      let ctl = v.wrapping_sub(LO * 0x20) & !v;
+      let q = v ^ (LO * 0x22);
+      let q = q.wrapping_sub(LO) & !q;
+      let b = v ^ (LO * 0x5C);
+      let b = b.wrapping_sub(LO) & !b;
+      let m = (ctl | q | b | v) & HI;
+      if m != 0 {
+        return i + (m.trailing_zeros() / 8) as usize;
+      }
+      i += 8;
+    }
+    while i < s.len() && is_plain(s[i] as u32) {
+      i += 1;
+    }
+    i
+  }
+  /// Eight bytes at a time: `(v | 0x80) - 0x30` keeps the high bit only for bytes ≥ 0x30 and
+  /// `(v & 0x7f) + 0x46` sets it for bytes ≥ 0x3a; neither borrows or carries across bytes.
+  #[inline(always)]
+  fn skip_digits(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+      let v = u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+      let ge30 = (v | HI).wrapping_sub(LO * 0x30);
+      let ge3a = (v & !HI).wrapping_add(LO * 0x46);
+      let m = (!ge30 | ge3a | v) & HI;
+      if m != 0 {
+        return i + (m.trailing_zeros() / 8) as usize;
+      }
+      i += 8;
+    }
+    i
+  }
 }
 impl Unit for u16 {
   #[inline(always)]
@@ -137,6 +193,13 @@ impl Unit for u16 {
     self as u32
   }
   const WIDE: bool = true;
+  #[inline(always)]
+  fn skip_plain(s: &[u16], mut i: usize) -> usize {
+    while i < s.len() && is_plain(s[i] as u32) {
+      i += 1;
+    }
+    i
+  }
 }
 
 /// Validates `input` and returns the plan (empty when `options.plan` is false).
@@ -239,6 +302,23 @@ fn utf8_len<U: Unit>(input: &[U]) -> u64 {
     };
   }
   n
+}
+
+/// Which forbidden-key name `name` (decoded units) spells: 1 `__proto__`, 2 `constructor`,
+/// 3 `prototype`, 0 none.
+fn special_name<U: Unit>(name: &[U]) -> u8 {
+  let is = |word: &[u8]| {
+    name.len() == word.len() && name.iter().zip(word).all(|(u, &w)| u.get() == w as u32)
+  };
+  if is(b"__proto__") {
+    1
+  } else if is(b"constructor") {
+    2
+  } else if is(b"prototype") {
+    3
+  } else {
+    0
+  }
 }
 
 /// Converts an offset in code units to the JS string index (UTF-16 units) of the decoded text,
@@ -547,32 +627,20 @@ impl<'a, U: Unit> Scanner<'a, U> {
     }
     // Which of the three special names this key is, escapes decoded.
     let len = kb - ka - 2;
-    let mut special = 0u8; // 1 __proto__, 2 constructor, 3 prototype
-    if len <= 66 {
-      let name = if escapes {
-        Some(self.decode_key(ka, kb))
-      } else if len <= 11 {
-        Some(
-          self.s[ka + 1..kb - 1]
-            .iter()
-            .map(|u| u.get() as u16)
-            .collect(),
-        )
+    // 1 __proto__, 2 constructor, 3 prototype. Unescaped keys are compared in place (no
+    // allocation: most keys are 9 or 11 units long at most once per object); an escaped spelling
+    // is at most 6 units per character, so only keys up to 66 units are decoded.
+    let special = if escapes {
+      if len <= 66 {
+        special_name(&self.decode_key(ka, kb))
       } else {
-        None
-      };
-      if let Some(name) = name {
-        special = if name.iter().copied().eq("__proto__".encode_utf16()) {
-          1
-        } else if name.iter().copied().eq("constructor".encode_utf16()) {
-          2
-        } else if name.iter().copied().eq("prototype".encode_utf16()) {
-          3
-        } else {
-          0
-        };
+        0
       }
-    }
+    } else if len == 9 || len == 11 {
+      special_name(&self.s[ka + 1..kb - 1])
+    } else {
+      0
+    };
     if special == 1 {
       match self.o.proto_action {
         KeyAction::Error => {
@@ -613,6 +681,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     Ok(())
   }
 
+  #[inline(always)]
   fn element_starts(&mut self) -> Result<(), Failure> {
     let max = self.o.max_array_length;
     let depth = self.frames.len() - 1;
@@ -653,16 +722,16 @@ impl<'a, U: Unit> Scanner<'a, U> {
     Ok(())
   }
 
+  #[inline(always)]
   fn digits(&mut self) -> usize {
+    let s = self.s;
     let from = self.pos;
-    while let Some(c) = self.peek() {
-      if (b'0' as u32..=b'9' as u32).contains(&c) {
-        self.pos += 1;
-      } else {
-        break;
-      }
+    let mut i = U::skip_digits(s, from);
+    while i < s.len() && s[i].get().wrapping_sub(b'0' as u32) < 10 {
+      i += 1;
     }
-    self.pos - from
+    self.pos = i;
+    i - from
   }
 
   fn number(&mut self) -> Result<(), Failure> {
@@ -716,16 +785,10 @@ impl<'a, U: Unit> Scanner<'a, U> {
     let n = s.len();
     let mut i = self.pos;
     loop {
-      // fast path over plain ASCII
-      while i < n {
-        let c = s[i].get();
-        if c >= 0x20 && c != 0x22 && c != 0x5C && c < 0x80 {
-          i += 1;
-          units += 1;
-        } else {
-          break;
-        }
-      }
+      // fast path over plain ASCII (one unit each)
+      let j = U::skip_plain(s, i);
+      units += (j - i) as u64;
+      i = j;
       if i >= n {
         return Err(syntax("Unterminated string in JSON", n));
       }
@@ -756,14 +819,21 @@ impl<'a, U: Unit> Scanner<'a, U> {
       } else if c < 0x20 {
         return Err(syntax("Bad control character in string literal in JSON", i));
       } else {
-        // non-ASCII
-        self.last_non_ascii = i;
-        if U::WIDE {
-          units += 1;
-        } else if c & 0xC0 != 0x80 {
-          units += if c >= 0xF0 { 2 } else { 1 };
+        // a run of non-ASCII units (UTF-8: a leading byte is one UTF-16 unit, two for 4-byte
+        // sequences; continuation bytes add none)
+        while i < n {
+          let c = s[i].get();
+          if c < 0x80 {
+            break;
+          }
+          if U::WIDE {
+            units += 1;
+          } else if c & 0xC0 != 0x80 {
+            units += if c >= 0xF0 { 2 } else { 1 };
+          }
+          i += 1;
         }
-        i += 1;
+        self.last_non_ascii = i - 1;
       }
     }
     self.pos = i;
@@ -893,6 +963,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
   }
 
   /// A value `[a, b)` is complete (the parent frame, if any, is on top of the stack).
+  #[inline(always)]
   fn complete(&mut self, a: usize, b: usize, flags: u32, opened: bool, is_obj: bool) {
     let has_prototype = is_obj && self.child_has_prototype;
     let depth = self.frames.len();
@@ -937,8 +1008,19 @@ impl<'a, U: Unit> Scanner<'a, U> {
           0
         },
     };
+    // The common case: a member of a container still small enough to stay whole.
+    if !f.opened && b - f.start <= self.o.slice_units as usize {
+      match &mut f.pend {
+        None => f.pend = Some(span),
+        Some(p) => {
+          p.b = b;
+          p.flags |= span.flags;
+        }
+      }
+      return;
+    }
     let i = self.frames.len() - 1;
-    if !self.frames[i].opened && b - self.frames[i].start > self.o.slice_units as usize {
+    if !self.frames[i].opened {
       self.open(i);
     }
     self.add_pending(i, span);
