@@ -331,6 +331,36 @@ describe('the pool', () => {
     expect(turns).toBeGreaterThan(3)
   })
 
+  it('copies bodies over 1 MB in chunks whose boundaries split UTF-8 sequences and surrogate pairs', async () => {
+    const p = pool({ inlineBelow: 0 })
+    const CHUNK = 1 << 20
+    for (const ch of ['é', '☃', '😀']) {
+      for (const shift of [0, 1, 2, 3]) {
+        // A string whose character `ch` straddles the first chunk boundary: in UTF-16 units for
+        // string input, in UTF-8 bytes for Buffer input.
+        const pad = (n) => 'x'.repeat(Math.max(0, n))
+        const units = `["${pad(CHUNK - 3 - shift)}${ch.repeat(4)}",${JSON.stringify(pad(CHUNK))}, 1]`
+        same(await p.parse(units), JSON.parse(units), `string ${ch} ${shift}`)
+        const buf = Buffer.from(units)
+        same(await p.parse(buf), JSON.parse(units), `buffer ${ch} ${shift}`)
+      }
+    }
+  })
+
+  it('reuses input memory between bodies without mixing their text', async () => {
+    const p = pool({ threads: 1, inlineBelow: 0 })
+    const big = JSON.stringify(Array.from({ length: 3000 }, (_, i) => ({ i, s: 'é'.repeat(i % 7) })))
+    const small = '{"a":[1,2,3],"b":"z"}'
+    // Large then small then large again, Buffers and strings: a reused buffer holds an earlier
+    // body's bytes beyond the new body's end, which must never be read.
+    for (const text of [big, small, big.slice(0, -1) + ',"tail"]', small, '[' + big + ',' + big + ']', small]) {
+      same(await p.parse(Buffer.from(text)), JSON.parse(text))
+      same(await p.parse(text), JSON.parse(text))
+    }
+    await expect(p.parse(Buffer.from(big + 'x'))).rejects.toBeInstanceOf(JsonSyntaxError)
+    await expect(p.parse('{"a": 1')).rejects.toBeInstanceOf(JsonSyntaxError)
+  })
+
   it('rejects with PoolOverloadedError (503) when the queue is full', async () => {
     const p = pool({ threads: 1, maxQueue: 1, inlineBelow: 0 })
     // Bodies up to 1 MB are copied and queued synchronously, so these 16 arrive together.

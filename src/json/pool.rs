@@ -323,6 +323,36 @@ mod tests {
   }
 
   #[test]
+  fn spares_are_reused_best_fit_and_bounded() {
+    let mut spares = Spares::default();
+    let Input::Bytes(mut a) = spares.take(false, 100) else {
+      panic!("bytes")
+    };
+    a.extend_from_slice(&[1; 100]);
+    spares.give(Input::Bytes(a));
+    spares.give(Input::Bytes(Vec::with_capacity(1000)));
+    spares.give(Input::Utf16(Vec::with_capacity(10)));
+    // The smallest that fits, emptied; a wide request never gets a byte buffer.
+    let Input::Bytes(b) = spares.take(false, 50) else {
+      panic!("bytes")
+    };
+    assert!(b.is_empty() && (100..1000).contains(&b.capacity()));
+    let Input::Utf16(w) = spares.take(true, 20) else {
+      panic!("wide")
+    };
+    assert!(w.capacity() >= 20);
+    assert_eq!(spares.total, 1000 + 20);
+    for _ in 0..SPARE_MAX + 2 {
+      spares.give(Input::Bytes(Vec::with_capacity(10)));
+    }
+    assert_eq!(spares.bytes.len() + spares.wide.len(), SPARE_MAX);
+    spares.give(Input::Bytes(Vec::with_capacity(SPARE_MAX_BYTES)));
+    assert!(spares.total <= SPARE_MAX_BYTES);
+    spares.clear();
+    assert_eq!(spares.total, 0);
+  }
+
+  #[test]
   fn a_full_queue_refuses_and_cancelled_jobs_are_not_delivered() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);

@@ -1316,6 +1316,14 @@ mod tests {
       check("\"😀x\"", &s).unwrap_err().code,
       ErrorCode::JsonStringTooLong
     );
+    // Runs of non-ASCII characters count as JS string length: é 1, 😀 2, ☃ 1.
+    let five = lim(|o| o.max_string_length = 5);
+    assert!(check("\"é😀a☃\"", &five).is_ok());
+    let four = lim(|o| o.max_string_length = 4);
+    assert_eq!(
+      check("\"é😀a☃\"", &four).unwrap_err().code,
+      ErrorCode::JsonStringTooLong
+    );
     let nodes = lim(|o| o.max_total_nodes = 2);
     assert_eq!(
       check("[1,2]", &nodes).unwrap_err().code,
@@ -1338,6 +1346,46 @@ mod tests {
       ..ScanOptions::default()
     };
     assert!(scan(&text[..], &replace, None).is_ok());
+  }
+
+  #[test]
+  fn swar_skips_match_the_unit_by_unit_definition() {
+    // Every byte value at every offset of a 17-byte window (two SWAR blocks and a tail), after
+    // plain / digit runs of every length.
+    for fill in [b'a', b'7'] {
+      for at in 0..17 {
+        for c in 0..=255u8 {
+          let mut text = vec![fill; 17];
+          text[at] = c;
+          for from in [0, 1, 5] {
+            let plain = (from..text.len())
+              .find(|&k| !is_plain(text[k] as u32))
+              .unwrap_or(text.len());
+            assert_eq!(u8::skip_plain(&text, from), plain, "plain {fill} {at} {c}");
+            let digit = (from..text.len())
+              .find(|&k| !text[k].is_ascii_digit())
+              .unwrap_or(text.len());
+            let got = u8::skip_digits(&text, from);
+            assert!(got <= digit && digit - got < 8, "digits {fill} {at} {c}");
+          }
+        }
+      }
+    }
+  }
+
+  #[test]
+  fn special_keys_are_found_with_and_without_escapes() {
+    let o = ScanOptions::default();
+    for (text, bad) in [
+      ("{\"__proto_\":1,\"__proto__x\":1,\"_\":1}", false),
+      ("{\"__proto__\":1}", true),
+      ("{\"\\u005f\\u005fproto__\":1}", true),
+      ("{\"constructor\":{\"prototype\":1}}", true),
+      ("{\"constructor\":{\"prototypE\":1}}", false),
+      ("{\"constructoR\":{\"prototype\":1}}", false),
+    ] {
+      assert_eq!(check(text, &o).is_err(), bad, "{text}");
+    }
   }
 
   #[test]
