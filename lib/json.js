@@ -529,7 +529,7 @@ class JsonPool {
   #gather(job) {
     const { input, isString } = job
     const total = input.length
-    const nin = this.#native.input(isString, total)
+    const nin = new native.JsonInput(isString, total)
     let at = 0
     const step = (deadline) => {
       if (job.settled) return true

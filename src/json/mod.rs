@@ -159,6 +159,17 @@ pub struct JsonInput {
 
 #[napi]
 impl JsonInput {
+  /// `wide`: the text is a JS string (UTF-16 units); otherwise UTF-8 bytes.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(wide: bool, capacity: u32) -> Self {
+    let input = if wide {
+      Input::Utf16(Vec::with_capacity(capacity as usize))
+    } else {
+      Input::Bytes(Vec::with_capacity(capacity as usize))
+    };
+    JsonInput { input: Some(input) }
+  }
+
   #[napi(catch_unwind)]
   pub fn push_bytes(&mut self, chunk: Uint8Array) -> Result<()> {
     match &mut self.input {
@@ -283,18 +294,6 @@ impl NativeJsonPool {
       .map_err(BulwarkError::from)?
       .on_teardown(move || on_end.lock().unwrap().close());
     Ok(NativeJsonPool { core })
-  }
-
-  /// A buffer for a body of `capacity` units (`wide`: a JS string's UTF-16 units; otherwise
-  /// UTF-8 bytes), reusing the memory of an earlier body when one fits (see `pool::Spares`).
-  #[napi(catch_unwind)]
-  pub fn input(&self, wide: bool, capacity: u32) -> JsonInput {
-    let core = self.core.lock().unwrap();
-    let input = match &core.pool {
-      Some(pool) => pool.spares.lock().unwrap().take(wide, capacity as usize),
-      None => pool::Spares::default().take(wide, capacity as usize),
-    };
-    JsonInput { input: Some(input) }
   }
 
   /// Queues a scan of `input` (its text moves into the job). Throws `ERR_BULWARK_POOL_OVERLOADED`

@@ -19,78 +19,6 @@ pub enum Input {
   Utf16(Vec<u16>),
 }
 
-impl Input {
-  fn capacity_bytes(&self) -> usize {
-    match self {
-      Input::Bytes(v) => v.capacity(),
-      Input::Utf16(v) => v.capacity() * 2,
-    }
-  }
-}
-
-/// Input buffers kept for reuse after their scan. Copying a body into freshly allocated memory
-/// costs the JS thread a page fault per 4 KiB touched (measured here: 0.4–0.65 ms for 0.63 MB,
-/// 1.3–3 ms for a 1 MB chunk under load), several times the copy itself (~0.1 ms per MB);
-/// memory already written once costs only the copy. At most `SPARE_MAX` buffers and
-/// `SPARE_MAX_BYTES` bytes are kept per pool, released on `close()`.
-#[derive(Default)]
-pub struct Spares {
-  bytes: Vec<Vec<u8>>,
-  wide: Vec<Vec<u16>>,
-  total: usize,
-}
-
-pub const SPARE_MAX: usize = 4;
-pub const SPARE_MAX_BYTES: usize = 32 << 20;
-
-impl Spares {
-  /// An empty buffer with room for `capacity` units: the smallest spare that fits, else new.
-  pub fn take(&mut self, wide: bool, capacity: usize) -> Input {
-    fn best<T>(list: &mut Vec<Vec<T>>, capacity: usize) -> Option<Vec<T>> {
-      let k = (0..list.len())
-        .filter(|&k| list[k].capacity() >= capacity)
-        .min_by_key(|&k| list[k].capacity())?;
-      Some(list.swap_remove(k))
-    }
-    let input = if wide {
-      best(&mut self.wide, capacity).map(Input::Utf16)
-    } else {
-      best(&mut self.bytes, capacity).map(Input::Bytes)
-    };
-    match input {
-      Some(input) => {
-        self.total -= input.capacity_bytes();
-        input
-      }
-      None if wide => Input::Utf16(Vec::with_capacity(capacity)),
-      None => Input::Bytes(Vec::with_capacity(capacity)),
-    }
-  }
-
-  /// Keeps `input`'s memory for a later body, within the bounds; otherwise frees it.
-  pub fn give(&mut self, input: Input) {
-    let size = input.capacity_bytes();
-    if self.bytes.len() + self.wide.len() >= SPARE_MAX || self.total + size > SPARE_MAX_BYTES {
-      return;
-    }
-    self.total += size;
-    match input {
-      Input::Bytes(mut v) => {
-        v.clear();
-        self.bytes.push(v);
-      }
-      Input::Utf16(mut v) => {
-        v.clear();
-        self.wide.push(v);
-      }
-    }
-  }
-
-  pub fn clear(&mut self) {
-    *self = Spares::default();
-  }
-}
-
 pub struct Job {
   pub id: u32,
   pub input: Input,
@@ -154,7 +82,6 @@ pub struct Pool {
   tx: Option<Sender<Queued>>,
   threads: Vec<JoinHandle<()>>,
   cancels: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
-  pub spares: Arc<Mutex<Spares>>,
   /// Keeps the channel connected even with no threads (tests).
   _rx: Receiver<Queued>,
 }
@@ -163,13 +90,11 @@ impl Pool {
   pub fn start(threads: usize, max_queue: usize, deliver: Deliver) -> Result<Pool, BulwarkError> {
     let (tx, rx) = bounded::<Queued>(max_queue);
     let cancels: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>> = Arc::default();
-    let spares: Arc<Mutex<Spares>> = Arc::default();
     let mut handles = Vec::with_capacity(threads);
     for n in 0..threads {
       let rx = rx.clone();
       let deliver = deliver.clone();
       let cancels = cancels.clone();
-      let spares = spares.clone();
       let handle = std::thread::Builder::new()
         .name(format!("bulwark-json-{n}"))
         .spawn(move || {
@@ -178,7 +103,6 @@ impl Pool {
             let wait_ns = started.duration_since(q.enqueued).as_nanos() as f64;
             if q.cancel.load(Ordering::Relaxed) {
               cancels.lock().unwrap().remove(&q.job.id);
-              spares.lock().unwrap().give(q.job.input);
               continue;
             }
             // A panic in the scan (a bug) fails this job only; the thread keeps serving.
@@ -197,10 +121,10 @@ impl Pool {
             });
             let parse_ns = started.elapsed().as_nanos() as f64;
             cancels.lock().unwrap().remove(&q.job.id);
-            spares.lock().unwrap().give(q.job.input);
             if q.cancel.load(Ordering::Relaxed) {
               continue;
             }
+            drop(q.job.input);
             deliver(Outcome {
               id: q.job.id,
               result,
@@ -216,7 +140,6 @@ impl Pool {
       tx: Some(tx),
       threads: handles,
       cancels,
-      spares,
       _rx: rx,
     })
   }
@@ -275,7 +198,6 @@ impl Pool {
     for h in self.threads.drain(..) {
       let _ = h.join();
     }
-    self.spares.lock().unwrap().clear();
   }
 }
 
@@ -320,36 +242,6 @@ mod tests {
       pool.submit(job(3, "1")).unwrap_err().code,
       ErrorCode::Closed
     );
-  }
-
-  #[test]
-  fn spares_are_reused_best_fit_and_bounded() {
-    let mut spares = Spares::default();
-    let Input::Bytes(mut a) = spares.take(false, 100) else {
-      panic!("bytes")
-    };
-    a.extend_from_slice(&[1; 100]);
-    spares.give(Input::Bytes(a));
-    spares.give(Input::Bytes(Vec::with_capacity(1000)));
-    spares.give(Input::Utf16(Vec::with_capacity(10)));
-    // The smallest that fits, emptied; a wide request never gets a byte buffer.
-    let Input::Bytes(b) = spares.take(false, 50) else {
-      panic!("bytes")
-    };
-    assert!(b.is_empty() && (100..1000).contains(&b.capacity()));
-    let Input::Utf16(w) = spares.take(true, 20) else {
-      panic!("wide")
-    };
-    assert!(w.capacity() >= 20);
-    assert_eq!(spares.total, 1000 + 20);
-    for _ in 0..SPARE_MAX + 2 {
-      spares.give(Input::Bytes(Vec::with_capacity(10)));
-    }
-    assert_eq!(spares.bytes.len() + spares.wide.len(), SPARE_MAX);
-    spares.give(Input::Bytes(Vec::with_capacity(SPARE_MAX_BYTES)));
-    assert!(spares.total <= SPARE_MAX_BYTES);
-    spares.clear();
-    assert_eq!(spares.total, 0);
   }
 
   #[test]
