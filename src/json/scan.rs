@@ -1023,6 +1023,28 @@ impl<'a, U: Unit> Scanner<'a, U> {
     if !self.frames[i].opened {
       self.open(i);
     }
+    // A large member of an opened container is a piece of its own: `JSON.parse` then reads a
+    // slice of the text as it is, where a run costs a concatenation (`'[' + run + ']'`) and the
+    // copy that flattens it.
+    if b - a >= (self.o.slice_units as usize / 16).max(1) {
+      self.flush(i);
+      if self.frames[i].obj {
+        let k = self.frames[i].key;
+        self.out.extend_from_slice(&[
+          OP_KEY,
+          (k.a + self.base) as u32,
+          (k.b + self.base) as u32,
+          k.flags,
+        ]);
+      }
+      self.out.extend_from_slice(&[
+        OP_VALUE,
+        (a + self.base) as u32,
+        (b + self.base) as u32,
+        flags,
+      ]);
+      return;
+    }
     self.add_pending(i, span);
   }
 
@@ -1234,18 +1256,62 @@ mod tests {
   #[test]
   fn large_containers_are_split_into_bounded_runs() {
     let o = ScanOptions {
-      slice_units: 16,
+      slice_units: 32,
       ..ScanOptions::default()
     };
-    let text = "[1111,2222,3333,4444,5555,6666]";
-    let plan = check(text, &o).unwrap();
+    // Members shorter than slice_units / 16 are gathered into runs.
+    let text = format!("[{}]", vec!["1"; 40].join(","));
+    let plan = check(&text, &o).unwrap();
     assert_eq!(plan[0], OP_BEGIN_ARR);
     let mut i = 1;
     while plan[i] == OP_ARR_RUN {
-      assert!(plan[i + 2] - plan[i + 1] <= 16);
+      assert!(plan[i + 2] - plan[i + 1] <= 32);
       i += 4;
     }
+    assert!(i > 5);
     assert_eq!(&plan[i..], &[OP_END, OP_ROOT]);
+  }
+
+  #[test]
+  fn large_members_of_split_containers_are_pieces_of_their_own() {
+    let o = ScanOptions {
+      slice_units: 32,
+      ..ScanOptions::default()
+    };
+    // The object outgrows 32 units at "e"; from then on, members of 2 units or more ("e", "f")
+    // are slices of the text of their own, smaller ones ("g") go into runs.
+    let text = r#"{"a":1,"b":1,"c":1,"d":1,"e":[12,3],"f":"xy","g":1}"#;
+    let plan = check(text, &o).unwrap();
+    let span = |a: usize, b: usize| text[a..b].to_string();
+    let mut ops = Vec::new();
+    let mut i = 0;
+    while i < plan.len() {
+      let op = plan[i];
+      if matches!(op, OP_VALUE | OP_ARR_RUN | OP_OBJ_RUN | OP_KEY) {
+        ops.push(format!(
+          "{op}:{}",
+          span(plan[i + 1] as usize, plan[i + 2] as usize)
+        ));
+        i += 4;
+      } else {
+        ops.push(op.to_string());
+        i += 1;
+      }
+    }
+    assert_eq!(
+      ops,
+      vec![
+        "4",
+        r#"2:"a":1,"b":1,"c":1,"d":1"#,
+        r#"6:"e""#,
+        "0:[12,3]",
+        r#"6:"f""#,
+        r#"0:"xy""#,
+        r#"2:"g":1"#,
+        "5",
+        "8"
+      ]
+    );
   }
 
   #[test]
