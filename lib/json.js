@@ -43,6 +43,9 @@ const ACTIONS = ['error', 'remove', 'ignore']
 const U32_MAX = 0xffffffff
 // Text copied into native memory per call while gathering a large body (~0.1 ms per MB).
 const COPY_CHUNK = 1 << 20
+// Head of a body larger than COPY_CHUNK scanned first (`prefix` scan), so that most bodies the
+// pool refuses are refused before the main thread copies the rest.
+const PROBE_UNITS = 64 * 1024
 
 const DEFAULTS = Object.freeze({
   maxBytes: 16 * 1024 * 1024,
@@ -112,6 +115,7 @@ function nativeOptions(o, plan, select) {
     plan,
     sliceUnits: o.sliceSize,
     select,
+    prefix: false,
   }
 }
 
@@ -396,6 +400,11 @@ class Histogram {
 // --- the pool ---------------------------------------------------------------------------------
 
 let nextId = 1
+function newId() {
+  const id = nextId
+  nextId = nextId >= 0xfffffff0 ? 1 : nextId + 1
+  return id
+}
 
 class JsonPool {
   #native
@@ -403,6 +412,8 @@ class JsonPool {
   #threads
   #maxQueue
   #jobs = new Map()
+  // Head scans in flight: id -> { job, task }.
+  #probes = new Map()
   #inFlight = 0
   #referred = false
   #closed = false
@@ -506,8 +517,7 @@ class JsonPool {
       throw new PoolOverloadedError(`The JSON pool's queue is full (maxQueue ${this.#maxQueue})`)
     }
     return new Promise((resolve, reject) => {
-      const id = nextId
-      nextId = nextId >= 0xfffffff0 ? 1 : nextId + 1
+      const id = newId()
       Object.assign(job, { id, resolve, reject, nopts, settled: false, signal, timer: undefined, onAbort: undefined })
       this.#jobs.set(id, job)
       this.#setInFlight(+1)
@@ -526,6 +536,11 @@ class JsonPool {
   }
 
   // Copies the text into native memory in 1 MB chunks, yielding between slices, then submits.
+  // A body over one chunk is probed first: its first PROBE_UNITS are scanned as a head (a few
+  // tens of µs on a pool thread), and the copy starts only when that scan found nothing the rest
+  // of the body could not undo. A refused body then costs the main thread the head's copy only.
+  // Strings whose UTF-8 size could exceed maxBytes are not probed: the whole scan reports that
+  // limit before anything else.
   #gather(job) {
     const { input, isString } = job
     const total = input.length
@@ -549,19 +564,48 @@ class JsonPool {
       }
       return true
     }
-    if (total <= COPY_CHUNK) step(Infinity)
-    else
-      schedule({
-        sliceMs: job.o.sliceMs,
-        get done() {
-          return job.settled
-        },
-        step,
-        fail: (err) => this.#fail(job, err, 'closed'),
-      })
+    if (total <= COPY_CHUNK) {
+      step(Infinity)
+      return
+    }
+    const task = {
+      sliceMs: job.o.sliceMs,
+      get done() {
+        return job.settled
+      },
+      step,
+      fail: (err) => this.#fail(job, err, 'closed'),
+    }
+    if (isString && total * 3 > job.o.maxBytes) {
+      schedule(task)
+      return
+    }
+    const head = new native.JsonInput(isString, PROBE_UNITS)
+    if (isString) head.pushString(input.slice(0, PROBE_UNITS))
+    else head.pushBytes(input.subarray(0, PROBE_UNITS))
+    const probeId = newId()
+    try {
+      this.#native.submit(probeId, head, { ...job.nopts, plan: false, select: undefined, prefix: true })
+    } catch {
+      // A full queue: go straight to the whole scan, which meets the same answer.
+      schedule(task)
+      return
+    }
+    job.probeId = probeId
+    this.#probes.set(probeId, { job, task })
   }
 
   #onOutcome(outcome) {
+    const probe = this.#probes.get(outcome.id)
+    if (probe !== undefined) {
+      this.#probes.delete(outcome.id)
+      const { job, task } = probe
+      job.probeId = undefined
+      if (job.settled) return
+      if (outcome.code != null) this.#fail(job, this.#refused(outcome), null)
+      else schedule(task)
+      return
+    }
     const job = this.#jobs.get(outcome.id)
     if (job === undefined || job.settled) return
     this.#wait.record(outcome.waitNs)
@@ -648,6 +692,10 @@ class JsonPool {
   #fail(job, err, reason) {
     if (!this.#settle(job)) return
     if (reason !== null) this.#stats.rejected[reason]++
+    if (job.probeId !== undefined) {
+      this.#probes.delete(job.probeId)
+      if (!this.#closed) this.#native.cancel(job.probeId)
+    }
     if (!this.#closed) this.#native.cancel(job.id)
     job.reject(err)
   }

@@ -65,6 +65,8 @@ pub struct NativeScanOptions {
   pub slice_units: u32,
   /// JSON Pointers split into unescaped tokens.
   pub select: Option<Vec<Vec<String>>>,
+  /// The text is the head of a longer body: report only failures the rest cannot change.
+  pub prefix: bool,
 }
 
 fn action(n: u32) -> KeyAction {
@@ -98,6 +100,7 @@ impl From<NativeScanOptions> for ScanOptions {
       plan: o.plan,
       slice_units: o.slice_units.max(16),
       select: o.select,
+      prefix: o.prefix,
     }
   }
 }

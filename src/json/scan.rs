@@ -69,6 +69,8 @@ pub struct ScanOptions {
   pub slice_units: u32,
   /// RFC 6901 pointers, already split into unescaped tokens.
   pub select: Option<Vec<Vec<String>>>,
+  /// `input` is the head of a longer body (see [`scan`]).
+  pub prefix: bool,
 }
 
 impl Default for ScanOptions {
@@ -86,6 +88,7 @@ impl Default for ScanOptions {
       plan: true,
       slice_units: 64 * 1024,
       select: None,
+      prefix: false,
     }
   }
 }
@@ -203,11 +206,22 @@ impl Unit for u16 {
 }
 
 /// Validates `input` and returns the plan (empty when `options.plan` is false).
+///
+/// With `options.prefix`, `input` is only the head of the body: the scan returns an empty plan
+/// unless it finds a failure that no continuation can undo — one located before the end of the
+/// head (a truncated value fails *at* the end: "Unexpected end", "Unterminated string",
+/// "Expected ':'"), which is then exactly the failure the whole body's scan reports, since the
+/// scan reads left to right and reports each failure as soon as the text read so far shows it.
+/// `maxBytes` is not checked (the caller knows the whole size), a UTF-8 sequence cut by the end
+/// of the head is dropped, and `select` and the plan are ignored.
 pub fn scan<U: Unit>(
   input: &[U],
   options: &ScanOptions,
   cancel: Option<&AtomicBool>,
 ) -> Result<Vec<u32>, Failure> {
+  if options.prefix {
+    return scan_prefix(input, options, cancel);
+  }
   // maxBytes is the UTF-8 size: exact for Buffers; for strings, counted here (the JS side already
   // refused strings whose length alone exceeds it).
   let bytes = utf8_len(input);
@@ -277,6 +291,35 @@ pub fn scan<U: Unit>(
       }
       Ok(out)
     }
+  }
+}
+
+fn scan_prefix<U: Unit>(
+  input: &[U],
+  options: &ScanOptions,
+  cancel: Option<&AtomicBool>,
+) -> Result<Vec<u32>, Failure> {
+  let mut input = input;
+  if !U::WIDE && !options.utf8_replace {
+    // SAFETY: `U::WIDE` is false only for `u8`, so this is the same slice with its own type.
+    let raw: &[u8] =
+      unsafe { std::slice::from_raw_parts(input.as_ptr() as *const u8, input.len()) };
+    if let Err(e) = std::str::from_utf8(raw) {
+      if e.error_len().is_some() {
+        return Err(Failure::new(
+          ErrorCode::JsonInvalidUtf8,
+          "JSON body is not valid UTF-8",
+          e.valid_up_to(),
+        ));
+      }
+      // A sequence cut by the end of the head: the rest of the body may complete it.
+      input = &input[..e.valid_up_to()];
+    }
+  }
+  let mut s = Scanner::new(input, 0, options, cancel, false, None);
+  match s.run() {
+    Err(f) if f.offset < input.len() => Err(f),
+    _ => Ok(Vec::new()),
   }
 }
 
@@ -1451,6 +1494,75 @@ mod tests {
       ("{\"constructoR\":{\"prototype\":1}}", false),
     ] {
       assert_eq!(check(text, &o).is_err(), bad, "{text}");
+    }
+  }
+
+  #[test]
+  fn a_failure_in_a_head_is_the_failure_of_the_whole_body() {
+    let lim = |f: fn(&mut ScanOptions)| {
+      let mut o = ScanOptions::default();
+      f(&mut o);
+      o
+    };
+    let cases: Vec<(&[u8], ScanOptions)> = vec![
+      (
+        b"{\"a\":[1,-2.5e3,\"x\\u00e9y\",true,null],\"b\":{\"c\":\"\xc3\xa9\xf0\x9f\x98\x80\"}} ",
+        ScanOptions::default(),
+      ),
+      (br#"[1,2,x]"#, ScanOptions::default()),
+      (br#"[1,2] 3"#, ScanOptions::default()),
+      (br#"{"a":1,"__proto__":{"b":2}}"#, ScanOptions::default()),
+      (
+        br#"{"constructor":{"prototype":1},"a":[1,2,3]}"#,
+        ScanOptions::default(),
+      ),
+      (
+        br#"{"constructor":{"prototype":1},"constructor":0}"#,
+        ScanOptions::default(),
+      ),
+      (b"[\"\xc3\xa9\", 01]", ScanOptions::default()),
+      (b"[\"a\xff\", 1]", ScanOptions::default()),
+      (b"[\"a\xe2\x98\", 1]", ScanOptions::default()),
+      (br#"[1,[2,[3,[4]]]]"#, lim(|o| o.max_depth = 3)),
+      (br#"[1,2,3,4,5]"#, lim(|o| o.max_total_nodes = 3)),
+      (br#"["abcdef","gh"]"#, lim(|o| o.max_string_length = 4)),
+      (br#"{"a":1,"b":2,"c":3}"#, lim(|o| o.max_keys = 2)),
+      (br#"[[1,2,3],[4,5,6,7]]"#, lim(|o| o.max_array_length = 3)),
+    ];
+    for (text, o) in cases {
+      let whole = scan(text, &o, None);
+      let head = ScanOptions {
+        prefix: true,
+        ..o.clone()
+      };
+      let mut refused = false;
+      for k in 0..=text.len() {
+        if let Err(f) = scan(&text[..k], &head, None) {
+          let w = whole.as_ref().unwrap_err();
+          assert_eq!(
+            (f.code, f.offset),
+            (w.code, w.offset),
+            "{text:?} cut at {k}"
+          );
+          refused = true;
+        }
+      }
+      // Every refused body is refused from its full text at the latest.
+      assert_eq!(refused, whole.is_err(), "{text:?}");
+      if let Ok(t) = std::str::from_utf8(text) {
+        let wide: Vec<u16> = t.encode_utf16().collect();
+        let whole = scan(wide.as_slice(), &o, None);
+        for k in 0..=wide.len() {
+          if let Err(f) = scan(&wide[..k], &head, None) {
+            let w = whole.as_ref().unwrap_err();
+            assert_eq!(
+              (f.code, f.offset),
+              (w.code, w.offset),
+              "{t:?} cut at {k} (wide)"
+            );
+          }
+        }
+      }
     }
   }
 
