@@ -5,9 +5,11 @@
 // limit-checked on the pool's threads, which return a build plan: which spans of the text are
 // whole values or runs of members for `JSON.parse`, and which large containers are built member
 // by member. This file follows the plan in slices of about `sliceMs` across event-loop turns
-// (one shared scheduler, so concurrent parses share one budget per turn). Bodies below
-// `inlineBelow` bytes are validated and built synchronously: a pool round trip costs more than
-// their parse.
+// (one shared scheduler, so concurrent parses share one budget per turn); a piece is not started
+// when its predicted time would end the slice late. Bodies below `inlineBelow` bytes are validated
+// and built synchronously: a pool round trip costs more than their parse. Bodies over one copy
+// chunk have their head scanned before the rest is copied, so most refused bodies cost the main
+// thread almost nothing.
 
 const os = require('node:os')
 const { performance } = require('node:perf_hooks')
