@@ -621,42 +621,56 @@ class JsonPool {
       return
     }
     const builder = new Builder(outcome.plan, job.input, job.isString)
-    let reviving = null
-    let buildNs = 0
     schedule({
+      pool: this,
+      job,
+      builder,
+      reviving: null,
+      buildNs: 0,
       sliceMs: job.o.sliceMs,
       get done() {
-        return job.settled
+        return this.job.settled
       },
-      step: (deadline) => {
-        const t0 = performance.now()
-        {
-          if (reviving === null) {
-            if (!builder.step(deadline)) {
-              buildNs += (performance.now() - t0) * 1e6
-              return false
-            }
-            const value = this.#finish(job, builder.results)
-            if (job.reviver === undefined) {
-              buildNs += (performance.now() - t0) * 1e6
-              this.#build.record(buildNs)
-              this.#succeed(job, value)
-              return true
-            }
-            reviving = new Reviver(value, job.reviver)
-          }
-          if (!reviving.step(deadline)) {
-            buildNs += (performance.now() - t0) * 1e6
-            return false
-          }
-          buildNs += (performance.now() - t0) * 1e6
-          this.#build.record(buildNs)
-          this.#succeed(job, reviving.result)
-          return true
-        }
+      step(deadline) {
+        return this.pool.#buildStep(this, deadline)
       },
-      fail: (err) => this.#fail(job, err, null),
+      fail(err) {
+        this.pool.#fail(this.job, err, null)
+      },
     })
+  }
+
+  // One slice of a build task (see #onOutcome). The task's state lives in its fields: a closure
+  // over the builder and the job here made every result outlive a scavenge (measured: 94 MB
+  // promoted over 300 twitter parses against 2 MB, and 4× the GC time).
+  #buildStep(task, deadline) {
+    const t0 = performance.now()
+    const job = task.job
+    if (task.reviving === null) {
+      if (!task.builder.step(deadline)) {
+        task.buildNs += (performance.now() - t0) * 1e6
+        return false
+      }
+      const value = this.#finish(job, task.builder.results)
+      task.builder = null
+      if (job.reviver === undefined) {
+        task.buildNs += (performance.now() - t0) * 1e6
+        this.#build.record(task.buildNs)
+        this.#succeed(job, value)
+        return true
+      }
+      task.reviving = new Reviver(value, job.reviver)
+    }
+    if (!task.reviving.step(deadline)) {
+      task.buildNs += (performance.now() - t0) * 1e6
+      return false
+    }
+    task.buildNs += (performance.now() - t0) * 1e6
+    this.#build.record(task.buildNs)
+    const result = task.reviving.result
+    task.reviving = null
+    this.#succeed(job, result)
+    return true
   }
 
   #finish(job, results) {
@@ -684,10 +698,22 @@ class JsonPool {
     return true
   }
 
+  // A settled job lets go of its promise: objects of the parse that live in the old generation
+  // (closures of the copy and build tasks, promoted while the body was scanned) still point to
+  // the job until the next full GC, and through `resolve` its promise and the result would
+  // survive every scavenge in between (measured: the results of 300 citm_catalog parses promoted
+  // to the old generation, 3.5× the main thread's GC time, until this was cut).
+  #release(job) {
+    const { resolve, reject } = job
+    job.resolve = job.reject = null
+    job.input = null
+    return { resolve, reject }
+  }
+
   #succeed(job, value) {
     if (!this.#settle(job)) return
     this.#stats.completed++
-    job.resolve(value)
+    this.#release(job).resolve(value)
   }
 
   // `reason`: the stats counter to bump, or null when #refused already counted it.
@@ -699,7 +725,7 @@ class JsonPool {
       if (!this.#closed) this.#native.cancel(job.probeId)
     }
     if (!this.#closed) this.#native.cancel(job.id)
-    job.reject(err)
+    this.#release(job).reject(err)
   }
 
   // The native callback keeps the process alive only while a parse is in flight.
