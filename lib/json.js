@@ -546,10 +546,11 @@ class JsonPool {
   #gather(job) {
     const { input, isString } = job
     const total = input.length
-    const nin = new native.JsonInput(isString, total)
+    let nin = null
     let at = 0
     const step = (deadline) => {
       if (job.settled) return true
+      if (nin === null) nin = new native.JsonInput(isString, total)
       while (at < total) {
         const end = Math.min(total, at + COPY_CHUNK)
         if (isString) nin.pushString(input.slice(at, end))
