@@ -262,6 +262,26 @@ mod tests {
     );
   }
 
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn pool_threads_run_as_batch_work() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    // `deliver` runs on the pool thread: report that thread's policy.
+    let pool = Pool::start(
+      1,
+      2,
+      Arc::new(move |_| {
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        tx.lock().unwrap().send(policy).unwrap();
+      }),
+    )
+    .unwrap();
+    pool.submit(job(1, "1")).unwrap();
+    let policy = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(policy, libc::SCHED_BATCH);
+  }
+
   #[test]
   fn a_full_queue_refuses_and_cancelled_jobs_are_not_delivered() {
     let (tx, rx) = mpsc::channel();
