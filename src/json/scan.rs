@@ -988,8 +988,8 @@ impl<'a, U: Unit> Scanner<'a, U> {
   ) {
     let proto_removed = special == 1 && self.o.proto_action == KeyAction::Remove;
     let mut units: Option<Vec<u16>> = None;
-    let sel = self.select.as_ref().unwrap();
-    let mut hits = Vec::new();
+    // Taken out for the loop (no allocation per member), put back below.
+    let mut sel = self.select.take().unwrap();
     for k in 0..sel.tokens.len() {
       if sel.matched[k] < depth || sel.tokens[k].len() <= depth {
         continue;
@@ -1009,16 +1009,13 @@ impl<'a, U: Unit> Scanner<'a, U> {
           }
         }
       };
-      hits.push((k, hit));
-    }
-    let sel = self.select.as_mut().unwrap();
-    for (k, hit) in hits {
       sel.matched[k] = depth;
       if hit {
         sel.matched[k] = depth + 1;
         sel.found[k] = None;
       }
     }
+    self.select = Some(sel);
   }
 
   /// A value `[a, b)` is complete (the parent frame, if any, is on top of the stack).
