@@ -331,6 +331,81 @@ describe('the pool', () => {
     expect(turns).toBeGreaterThan(3)
   })
 
+  it('copies bodies over 1 MB in chunks whose boundaries split UTF-8 sequences and surrogate pairs', async () => {
+    const p = pool({ inlineBelow: 0 })
+    const CHUNK = 1 << 20
+    for (const ch of ['é', '☃', '😀']) {
+      for (const shift of [0, 1, 2, 3]) {
+        // A string whose character `ch` straddles the first chunk boundary: in UTF-16 units for
+        // string input, in UTF-8 bytes for Buffer input.
+        const pad = (n) => 'x'.repeat(Math.max(0, n))
+        const units = `["${pad(CHUNK - 3 - shift)}${ch.repeat(4)}",${JSON.stringify(pad(CHUNK))}, 1]`
+        same(await p.parse(units), JSON.parse(units), `string ${ch} ${shift}`)
+        const buf = Buffer.from(units)
+        same(await p.parse(buf), JSON.parse(units), `buffer ${ch} ${shift}`)
+      }
+    }
+  })
+
+  it('refuses bodies over 1 MB from their head when it can, with the whole scan\'s error', async () => {
+    const p = pool({ inlineBelow: 0, maxDepth: 8, maxStringLength: 100_000 })
+    const whole = pool({ inlineBelow: 1 << 30, maxDepth: 8, maxStringLength: 100_000 })
+    const filler = JSON.stringify(Array.from({ length: 60_000 }, (_, i) => ({ i, s: 'é☃😀'.slice(0, i % 4) })))
+    const bodies = [
+      `{"a":1,\n"__proto__":{},"rest":${filler}}`, // forbidden key in the head
+      `[1,2,\n  x, ${filler}]`, // syntax error in the head
+      `[[[[[[[[[1]]]]]]]]], ${filler}]`, // too deep in the head
+      `[${filler}, 01]`, // syntax error after the head
+      `[${filler}, {"constructor":{"prototype":1}}]`, // after the head
+      `["${'é'.repeat(32_767)}x${'y'.repeat(1_100_000)}", 1]`, // too long a string cut by the head
+      `{"a": "${'é'.repeat(32_767)}", "b": ${filler}, "c": {"__proto__": 1}}`, // a character cut by the head
+    ]
+    for (const [k, text] of bodies.entries()) {
+      expect(text.length).toBeGreaterThan(1 << 20)
+      for (const input of [text, Buffer.from(text)]) {
+        const scans = p.stats().parseTime.count
+        const expected = await whole.parse(input).then(
+          () => null,
+          (e) => e,
+        )
+        expect(expected).toBeInstanceOf(BulwarkError)
+        const got = await p.parse(input).then(
+          () => null,
+          (e) => e,
+        )
+        expect(got?.constructor).toBe(expected.constructor)
+        expect([got.code, got.position, got.line, got.column, got.message]).toEqual([expected.code, expected.position, expected.line, expected.column, expected.message])
+        // The first three are refused by the head's scan: the whole body is never copied or scanned.
+        expect(p.stats().parseTime.count - scans).toBe(k < 3 ? 0 : 1)
+      }
+    }
+    // A valid body whose head ends inside a string, a number and a character still parses.
+    const valid = `{"a": "${'é'.repeat(32_767)}", "n": 12345678, "b": ${filler}}`
+    same(await p.parse(valid), JSON.parse(valid))
+    same(await p.parse(Buffer.from(valid)), JSON.parse(valid))
+    // Aborted while its head is scanned: rejected once, and the pool keeps working.
+    const ac = new AbortController()
+    const pending = p.parse(Buffer.from(valid), { signal: ac.signal })
+    ac.abort()
+    await expect(pending).rejects.toBeInstanceOf(AbortError)
+    same(await p.parse(valid), JSON.parse(valid))
+    expect(p.stats().rejected).toMatchObject({ aborted: 1, syntax: 4, forbidden: 6, limit: 4 })
+  })
+
+  it('reuses input memory between bodies without mixing their text', async () => {
+    const p = pool({ threads: 1, inlineBelow: 0 })
+    const big = JSON.stringify(Array.from({ length: 3000 }, (_, i) => ({ i, s: 'é'.repeat(i % 7) })))
+    const small = '{"a":[1,2,3],"b":"z"}'
+    // Large then small then large again, Buffers and strings: a reused buffer holds an earlier
+    // body's bytes beyond the new body's end, which must never be read.
+    for (const text of [big, small, big.slice(0, -1) + ',"tail"]', small, '[' + big + ',' + big + ']', small]) {
+      same(await p.parse(Buffer.from(text)), JSON.parse(text))
+      same(await p.parse(text), JSON.parse(text))
+    }
+    await expect(p.parse(Buffer.from(big + 'x'))).rejects.toBeInstanceOf(JsonSyntaxError)
+    await expect(p.parse('{"a": 1')).rejects.toBeInstanceOf(JsonSyntaxError)
+  })
+
   it('rejects with PoolOverloadedError (503) when the queue is full', async () => {
     const p = pool({ threads: 1, maxQueue: 1, inlineBelow: 0 })
     // Bodies up to 1 MB are copied and queued synchronously, so these 16 arrive together.
