@@ -5,6 +5,7 @@
 // prints both for one way of watching the loop.
 const { execFileSync } = require('node:child_process')
 const { compare } = require('./http')
+const { instructionsPerRequest } = require('./instructions')
 const { printTable, fmt } = require('../common')
 
 const script = (mode) => `
@@ -46,6 +47,15 @@ async function reportOverhead(mode, label) {
     { server: 'nothing watching', 'req/s': fmt(off, 0), ratio: '1.000', 'server CPU µs/req': fmt(offCpu, 1), 'CPU-based ratio': '1.000' },
     { server: label, 'req/s': fmt(on, 0), ratio: fmt(on / off, 3), 'server CPU µs/req': fmt(onCpu, 1), 'CPU-based ratio': fmt(offCpu / onCpu, 3) },
   ])
+
+  console.log('\n### Server instructions per request (valgrind callgrind; 2000 and 6000 requests over 8 keep-alive connections, differenced)\n')
+  const ir = await instructionsPerRequest(mode)
+  if (!ir) console.log('(valgrind not installed: skipped)')
+  else
+    printTable([
+      { server: 'nothing watching', 'instructions/request': fmt(ir.off, 0), 'throughput ratio (off/on)': '1.000' },
+      { server: label, 'instructions/request': fmt(ir.on, 0), 'throughput ratio (off/on)': fmt(ir.off / ir.on, 3) },
+    ])
 
   console.log('\n### Cost per event-loop iteration (setImmediate chain, median of 5 alternating child runs)\n')
   const it = iterationCost(mode)
