@@ -49,7 +49,8 @@ export function workerMessage(file, workerData) {
 // A real memory cgroup with `limitBytes`, made under this process's own one (cgroup v1 memory
 // hierarchy, or v2 where the parent delegates the memory controller). Needs root or a delegated
 // cgroup; returns null where the kernel refuses, with the reason in `memoryCgroup.why`.
-// `remove()` deletes it once its processes have ended.
+// `remove()` deletes it once its processes have ended. It finds the cgroup on its own rather
+// than through src/memory/cgroup.rs: that locator is what the tests check.
 export function memoryCgroup(limitBytes) {
   try {
     const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')

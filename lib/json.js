@@ -402,6 +402,12 @@ class Histogram {
 // --- the pool ---------------------------------------------------------------------------------
 
 let nextId = 1
+// Copies units [a, b) of a string or bytes of a Buffer into a native JsonInput.
+function pushRange(nin, input, isString, a, b) {
+  if (isString) nin.pushString(input.slice(a, b))
+  else nin.pushBytes(input.subarray(a, b))
+}
+
 function newId() {
   const id = nextId
   nextId = nextId >= 0xfffffff0 ? 1 : nextId + 1
@@ -553,8 +559,7 @@ class JsonPool {
       if (nin === null) nin = new native.JsonInput(isString, total)
       while (at < total) {
         const end = Math.min(total, at + COPY_CHUNK)
-        if (isString) nin.pushString(input.slice(at, end))
-        else nin.pushBytes(input.subarray(at, end))
+        pushRange(nin, input, isString, at, end)
         at = end
         if (performance.now() >= deadline) return false
       }
@@ -584,8 +589,7 @@ class JsonPool {
       return
     }
     const head = new native.JsonInput(isString, PROBE_UNITS)
-    if (isString) head.pushString(input.slice(0, PROBE_UNITS))
-    else head.pushBytes(input.subarray(0, PROBE_UNITS))
+    pushRange(head, input, isString, 0, PROBE_UNITS)
     const probeId = newId()
     try {
       this.#native.submit(probeId, head, { ...job.nopts, plan: false, select: undefined, prefix: true })

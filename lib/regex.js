@@ -196,15 +196,24 @@ class SafeRegExp {
     return `/${this.source}/${this.flags}`
   }
 
+  // What to hand the native side for `s`: null when it still holds all of `s` from the call
+  // before (global iteration stays linear), else `s`. Marks nothing as kept until the native
+  // call has returned; the caller sets `n.kept` from its outcome.
+  #input(s) {
+    const n = this[kNative]
+    const input = s === n.last && n.kept ? null : s
+    n.last = s
+    n.kept = false
+    return input
+  }
+
   // Runs the native search; returns the shared offsets array or null.
   #search(s, from, sticky) {
     const n = this[kNative]
     // A string searched just before is read whole (a loop of exec calls then reuses it); a new
     // one may be searched in a prefix window first, which the native side does not keep.
     const same = s === n.last
-    const input = same && n.kept ? null : s
-    n.last = s
-    n.kept = false // until the native call has returned
+    const input = this.#input(s)
     const found = callNative(() => regexExec(n.handle, input, from, sticky, same, n.out))
     n.kept = found !== 2
     return found === 0 ? null : n.out
@@ -217,9 +226,7 @@ class SafeRegExp {
     // At most 64 KiB per regex, and room for at least one record with every group.
     const stride = 2 + 2 * n.groupCount
     n.many ??= new Int32Array(Math.max(MANY * Math.min(stride, 16), stride))
-    const input = s === n.last && n.kept ? null : s
-    n.last = s
-    n.kept = false
+    const input = this.#input(s)
     const sticky = !split && n.flags.includes('y')
     try {
       const count = regexExecMany(n.handle, input, pos, sticky, split, captures, n.many)

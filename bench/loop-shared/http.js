@@ -14,33 +14,41 @@ const CPUS = os.availableParallelism()
 const PIN = CPUS >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
 const pinSelf = (cpus) => execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' })
 
-// Starts `server.js` in a child with `mode`, resolves with { port, child }.
-function startServer(mode) {
+// Starts `server.js` in a child with `mode`, resolves with { port, child }. `wrap`: a command
+// the server runs under (`[program, ...args]`, e.g. valgrind), with its stderr piped; else the
+// server is pinned to CPU 1 where it can be.
+function startServer(mode, wrap) {
   return new Promise((resolve, reject) => {
-    const pin = PIN ? { execPath: 'taskset', execArgv: ['-c', '1', process.execPath] } : {}
-    const child = fork(path.join(__dirname, 'server.js'), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pin })
+    const run = wrap
+      ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }
+      : { ...(PIN && { execPath: 'taskset', execArgv: ['-c', '1', process.execPath] }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }
+    const child = fork(path.join(__dirname, 'server.js'), [mode], run)
     child.once('message', (m) => resolve({ port: m.port, child }))
     child.once('error', reject)
   })
 }
 
-// Sends GET requests over `connections` keep-alive sockets for `ms`; resolves with requests/s.
-function load(port, { connections = 32, ms = 2500 } = {}) {
+// Sends GET requests over `connections` keep-alive sockets for `ms`, or `count` requests in all;
+// resolves with requests/s.
+function load(port, { connections = 32, ms = 2500, count = Infinity } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  let started = 0
   let done = 0
   let stop = false
-  const deadline = Date.now() + ms
+  const begun = Date.now()
+  const deadline = count === Infinity ? begun + ms : Infinity
   return new Promise((resolve) => {
     let active = connections
     const one = () => {
-      if (stop || Date.now() >= deadline) {
+      if (stop || Date.now() >= deadline || started >= count) {
         stop = true
         if (--active === 0) {
           agent.destroy()
-          resolve((done / ms) * 1000)
+          resolve((done / (count === Infinity ? ms : Date.now() - begun)) * 1000)
         }
         return
       }
+      started++
       http
         .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
           res.resume()
@@ -101,4 +109,4 @@ async function compareRounds(onMode, rounds, ms) {
   return { off: median(results.off), on: median(results.on), offCpu: median(cpu.off), onCpu: median(cpu.on) }
 }
 
-module.exports = { compare }
+module.exports = { compare, load, startServer }

@@ -6,62 +6,25 @@
 // on/off = instructions per request off/on. The counts are not exact either (±3.5% run to run
 // for the same server, also with one sequential connection): valgrind counts V8's background
 // compiler and GC threads, whose work varies.
-const http = require('node:http')
-const path = require('node:path')
-const { fork, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
+const { load, startServer } = require('./http')
 
 const available = () => spawnSync('valgrind', ['--version']).status === 0
+const VALGRIND = ['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null', '--smc-check=all-non-file']
 
-// Sends exactly `count` GET requests over `connections` keep-alive sockets.
-function send(port, count, connections = 8) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
-  let started = 0
-  let done = 0
-  return new Promise((resolve, reject) => {
-    const one = () => {
-      if (started >= count) return
-      started++
-      http
-        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-          res.resume()
-          res.on('end', () => {
-            if (++done === count) {
-              agent.destroy()
-              resolve()
-            } else one()
-          })
-        })
-        .on('error', reject)
-    }
-    for (let i = 0; i < connections; i++) one()
-  })
-}
-
-// Total instructions of a server process (mode) that served `count` requests, then exited.
-function countInstructions(mode, count) {
-  return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'server.js'), [mode], {
-      execPath: 'valgrind',
-      execArgv: ['--tool=callgrind', '--callgrind-out-file=/dev/null', '--smc-check=all-non-file', process.execPath],
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    })
-    let stderr = ''
-    child.stderr.on('data', (d) => (stderr += d))
-    child.once('error', reject)
-    child.once('message', async ({ port }) => {
-      try {
-        await send(port, count)
-      } catch (err) {
-        reject(err)
-      }
-      child.disconnect() // server.js exits on disconnect
-    })
-    child.once('exit', () => {
-      const m = stderr.match(/Collected : (\d+)/)
-      if (m) resolve(Number(m[1]))
-      else reject(new Error(`no instruction count from valgrind:\n${stderr.slice(-2000)}`))
-    })
-  })
+// Total instructions of a server process (mode) that served `count` requests over 8 keep-alive
+// connections, then exited.
+async function countInstructions(mode, count) {
+  const { port, child } = await startServer(mode, VALGRIND)
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  await load(port, { connections: 8, count })
+  child.disconnect() // server.js exits on disconnect
+  await exited
+  const m = stderr.match(/Collected : (\d+)/)
+  if (!m) throw new Error(`no instruction count from valgrind:\n${stderr.slice(-2000)}`)
+  return Number(m[1])
 }
 
 // Instructions per request for 'off' and `mode`; null when valgrind is not installed. The four
