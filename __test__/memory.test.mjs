@@ -167,16 +167,18 @@ describe('memoryWatchdog in child processes', () => {
     try {
       const { code, events } = await scenario('snapshot', dir)
       expect(code).toBe(0)
+      // Both watchdogs cross critical. One may recover and cross it again while the snapshot is
+      // written (its full GC frees the growth loop's garbage): every crossing asks for a snapshot.
       const criticals = events.filter((e) => e.ev === 'critical')
-      expect(criticals).toHaveLength(2)
+      expect(criticals.length).toBeGreaterThanOrEqual(2)
       // No warn threshold was set: critical comes straight from ok.
       for (const c of criticals) expect(c).toMatchObject({ metric: 'heapUsed', from: 'ok', to: 'critical' })
       const snaps = events.filter((e) => e.ev === 'heapSnapshot')
-      expect(snaps).toHaveLength(2)
+      expect(snaps).toHaveLength(criticals.length)
       const written = snaps.filter((s) => s.path)
       expect(written).toHaveLength(1)
       expect(path.dirname(written[0].path)).toBe(dir)
-      expect(snaps.find((s) => !s.path).skipped).toMatch(/already written/)
+      for (const s of snaps.filter((s) => !s.path)) expect(s.skipped).toMatch(/already written/)
       const files = readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'))
       expect(files).toHaveLength(1)
     } finally {
