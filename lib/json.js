@@ -43,8 +43,12 @@ const FLAG_ESCAPES = 2
 
 const ACTIONS = ['error', 'remove', 'ignore']
 const U32_MAX = 0xffffffff
-// Text copied into native memory per call while gathering a large body (~0.1 ms per MB).
+// Bodies up to COPY_CHUNK units are copied into native memory in one call; larger ones in
+// chunks across slices: 1 MB of bytes, or 256 Ki units of a string (each unit becomes two
+// bytes). Into memory touched for the first time, measured here: 0.5 ms per MB of bytes, 0.3 ms
+// per 256 Ki string units (1.2 ms per Mi units, more than a slice).
 const COPY_CHUNK = 1 << 20
+const STRING_CHUNK = 1 << 18
 // Head of a body larger than COPY_CHUNK scanned first (`prefix` scan), so that most bodies the
 // pool refuses are refused before the main thread copies the rest.
 const PROBE_UNITS = 64 * 1024
@@ -339,7 +343,11 @@ function runTasks() {
   scheduled = false
   if (tasks.length === 0) return
   const deadline = performance.now() + tasks[0].sliceMs
-  while (tasks.length > 0) {
+  // Each task steps at most once per turn: a step that returns unfinished before the deadline
+  // declined a piece that would have ended the slice late, and stepping it again would start
+  // that piece anyway.
+  let unfinished = 0
+  while (tasks.length > unfinished) {
     const task = tasks[0]
     if (task.done) {
       tasks.shift()
@@ -354,9 +362,10 @@ function runTasks() {
       continue
     }
     if (finished) tasks.shift()
-    else if (performance.now() >= deadline) {
+    else {
       tasks.push(tasks.shift())
-      break
+      unfinished++
+      if (performance.now() >= deadline) break
     }
   }
   if (tasks.length > 0 && !scheduled) {
@@ -557,8 +566,9 @@ class JsonPool {
     const step = (deadline) => {
       if (job.settled) return true
       if (nin === null) nin = new native.JsonInput(isString, total)
+      const chunk = isString ? STRING_CHUNK : COPY_CHUNK
       while (at < total) {
-        const end = Math.min(total, at + COPY_CHUNK)
+        const end = Math.min(total, at + chunk)
         pushRange(nin, input, isString, at, end)
         at = end
         if (performance.now() >= deadline) return false

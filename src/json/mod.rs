@@ -170,7 +170,9 @@ impl JsonInput {
   #[napi(constructor, catch_unwind)]
   pub fn new(wide: bool, capacity: u32) -> Self {
     let input = if wide {
-      Input::Utf16(Vec::with_capacity(capacity as usize))
+      // One unit more than the text: napi writes a terminator after each pushed chunk, and
+      // without room for it the last chunk would reallocate (and copy) the whole buffer.
+      Input::Utf16(Vec::with_capacity(capacity as usize + 1))
     } else {
       Input::Bytes(Vec::with_capacity(capacity as usize))
     };
