@@ -153,6 +153,10 @@ function outcomeError(o) {
 // environment: it depends on the machine and the documents, not on the pool). Starts at 8 µs/KB.
 let msPerUnit = 8e-6
 
+// Reused by Builder#bracketed (one per environment; runs are about `sliceSize` long).
+const SCRATCH_MAX = 1 << 20
+let scratch = Buffer.allocUnsafeSlow(0)
+
 function setKey(obj, key, value) {
   // A key spelled "__proto__" becomes an own property, as JSON.parse makes it; never a prototype.
   if (key === '__proto__') {
@@ -176,6 +180,22 @@ class Builder {
   text(a, b, flags) {
     if (this.isString) return this.input.slice(a, b)
     return (flags & FLAG_NON_ASCII) !== 0 ? this.input.utf8Slice(a, b) : this.input.latin1Slice(a, b)
+  }
+
+  // The text of a run of members inside `open` and `close` ('[' and ']', or '{' and '}'). From a
+  // Buffer, the bytes are copied next to the brackets in a reused buffer and decoded once: one
+  // string on the heap per run, where `'[' + text + ']'` made two (the slice, then the flat copy
+  // JSON.parse makes of the concatenation), and garbage is most of what the build costs beyond
+  // JSON.parse's own work.
+  bracketed(a, b, flags, open, close) {
+    if (this.isString) return open + this.input.slice(a, b) + close
+    const n = b - a
+    if (n + 2 > SCRATCH_MAX) return open + this.text(a, b, flags) + close
+    if (scratch.length < n + 2) scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(n + 2, scratch.length * 2)))
+    scratch[0] = open === '[' ? 0x5b : 0x7b
+    this.input.copy(scratch, 1, a, b)
+    scratch[n + 1] = close === ']' ? 0x5d : 0x7d
+    return (flags & FLAG_NON_ASCII) !== 0 ? scratch.utf8Slice(0, n + 2) : scratch.latin1Slice(0, n + 2)
   }
 
   attach(v) {
@@ -214,7 +234,7 @@ class Builder {
           i += 4
           break
         case OP_ARR_RUN: {
-          const run = JSON.parse('[' + this.text(p[i + 1], p[i + 2], p[i + 3]) + ']')
+          const run = JSON.parse(this.bracketed(p[i + 1], p[i + 2], p[i + 3], '[', ']'))
           const f = stack[stack.length - 1]
           if (f.value === null) f.value = run
           else for (let j = 0; j < run.length; j++) f.value.push(run[j])
@@ -222,7 +242,7 @@ class Builder {
           break
         }
         case OP_OBJ_RUN: {
-          const run = JSON.parse('{' + this.text(p[i + 1], p[i + 2], p[i + 3]) + '}')
+          const run = JSON.parse(this.bracketed(p[i + 1], p[i + 2], p[i + 3], '{', '}'))
           const f = stack[stack.length - 1]
           if (f.value === null) f.value = run
           else {
