@@ -109,6 +109,17 @@ describe('equality with JSON.parse', () => {
     }
   })
 
+  it('builds runs of every length from Buffers, also longer than the reused run buffer (1 MB)', async () => {
+    const p = pool({ inlineBelow: 0, maxBytes: 1 << 24 })
+    const doc = Array.from({ length: 40_000 }, (_, i) => ({ i, s: i % 3 === 0 ? 'é€😀' : 'ascii', n: [i, -i / 7] }))
+    const text = JSON.stringify({ a: doc, o: Object.fromEntries(doc.slice(0, 20_000).map((d) => [`k${d.i}`, d])) })
+    expect(text.length).toBeGreaterThan(3 << 20)
+    const expected = JSON.parse(text)
+    for (const sliceSize of [1000, 65536, 900_000, 2 << 20]) {
+      same(await p.parse(Buffer.from(text), { sliceSize }), expected, `sliceSize ${sliceSize}`)
+    }
+  })
+
   it('over 200 generated documents with every container split', async () => {
     const p = pool({ inlineBelow: 0, protoAction: 'ignore', constructorAction: 'ignore' })
     const random = rng(42)
