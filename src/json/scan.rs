@@ -19,17 +19,19 @@
 //! duplicate keys all exactly as `JSON.parse` makes them) and each main-thread step is bounded.
 //!
 //! Speed (one thread, Buffer input). Instructions per byte, callgrind (repeatable; before → after
-//! this module's fast paths): twitter 26.4 → 15.3, citm_catalog 21.7 → 13.8, canada 23.4 → 15.6,
-//! the benchmark's API-like document generated at 2 MB 47.2 → 21.7, its numbers document 34.6 →
-//! 24.9.
+//! this module's fast paths): twitter 26.4 → 15.3, citm_catalog 21.7 → 13.8, canada 23.4 → 15.6
+//! → 13.7, the benchmark's API-like document generated at 2 MB 47.2 → 21.7, its numbers document
+//! 34.6 → 24.9 → 21.5 (the last step: arrays of scalars read without a frame by
+//! `Scanner::flat_array`, and digit runs tried eight at a time before unit by unit, which also
+//! spares the branch mispredictions of short runs: the 20 MB numbers document went from 460 to
+//! 830 MB/s in a Rust loop over the scan).
 //! Wall-clock on this shared 2-core VM varies ±40% with the other jobs; best of 15 in quiet
-//! moments: 0.8–1.6 GB/s on the corpora, 0.9–1.1 GB/s on the 20 MB API document, 0.47–0.78 GB/s
-//! on the 20 MB numbers document. What made the difference: string content is skipped 8 bytes
-//! at a time (SWAR, `Unit::skip_plain`), and so are digit runs (`Unit::skip_digits`); runs of
-//! non-ASCII bytes are counted in one loop; key names are compared with `__proto__` /
-//! `constructor` / `prototype` in place (an allocation per key was 20% of the API document's
-//! time); the per-member bookkeeping is inlined. The numbers document is the slowest: ~8 bytes
-//! per value, and each value costs ~200 instructions of limit checks and plan spans.
+//! moments: 0.8–1.6 GB/s on the corpora, 0.9–1.1 GB/s on the 20 MB API document. What made the
+//! difference: string content is skipped 8 bytes at a time (SWAR, `Unit::skip_plain`), and so
+//! are digit runs (`Unit::skip_digits`); runs of non-ASCII bytes are counted in one loop; key
+//! names are compared with `__proto__` / `constructor` / `prototype` in place (an allocation per
+//! key was 20% of the API document's time); the per-member bookkeeping is inlined. The numbers
+//! document is still the slowest per byte: ~8 bytes per value, ~170 instructions per value.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
