@@ -17,7 +17,8 @@
 //   wall ms   time until the value is available
 // Methods: JSON.parse (string), JSON.parse(buf.toString()), secure-json-parse (anchor), a worker
 // thread that parses and posts the object back (structured clone), bulwark (Buffer and string).
-// Run with --expose-gc (run-all does).
+// Run with --expose-gc (run-all does). With BENCH_INSTRUCTIONS=1 (and valgrind installed), also
+// main-thread instructions per parse for the corpora (json-shared/instructions.js; ~10 minutes).
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -26,6 +27,7 @@ const { performance, PerformanceObserver } = require('node:perf_hooks')
 const sjson = require('secure-json-parse')
 const { createJsonPool } = require('..')
 const { printTable, fmt } = require('./common')
+const { instructionsPerParse, METHODS } = require('./json-shared/instructions')
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const dataDir = process.env.BULWARK_JSON_DATA ?? path.join(__dirname, '../data/json')
@@ -274,6 +276,25 @@ async function main() {
   )
   await worker.terminate()
   await pool.close()
+
+  if (process.env.BENCH_INSTRUCTIONS === '1') {
+    const files = {}
+    for (const f of ['twitter', 'citm_catalog', 'canada']) files[f] = path.join(dataDir, `${f}.json`)
+    const counts = await instructionsPerParse(files)
+    if (counts === null) {
+      console.log('\nmain-thread instructions: valgrind is not installed')
+      return
+    }
+    const irows = []
+    for (const [document, m] of Object.entries(counts)) {
+      for (const method of METHODS) {
+        const base = m[method.endsWith('(string)') ? 'JSON.parse(string)' : 'JSON.parse(buf.toString())']
+        irows.push({ document, method, 'M instructions per parse': fmt(m[method] / 1e6, 1), ratio: fmt(m[method] / base) })
+      }
+    }
+    console.log('\nmain-thread instructions per parse (callgrind, JS thread only, difference of 30 and 10 parses):')
+    printTable(irows)
+  }
 }
 
 main().catch((err) => {
