@@ -313,7 +313,10 @@ describe('lifecycle', () => {
     expect(worker.blocks).toBe(3)
     expect(worker.pressure.windowMs).toBe(1000)
     expect(hdr.decodeFromCompressedBase64(worker.encoded).totalCount).toBe(worker.count)
-    expect(mainMaxMs).toBeLessThan(60)
+    // The worker's 200 ms blocks are not in the main thread's histogram. The main loop's own
+    // iterations (starting workers) reach 50 ms on a loaded machine: the bound sits well above
+    // those and below the blocks.
+    expect(mainMaxMs).toBeLessThan(150)
   })
 
   it('an enabled monitor does not keep the process alive', async () => {
