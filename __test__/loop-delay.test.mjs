@@ -28,9 +28,11 @@ describe('monitorEventLoopDelay: accuracy (child process, known busy-waits)', ()
     for (const [i, [count, ms]] of plan.entries()) {
       const r = results[i]
       expect(r.seen).toBe(count)
-      // Loose bounds: the machine is shared. Exact errors are in the benchmark.
+      // Loose bounds: the machine is shared (a loaded one preempts the loop for 10+ ms around a
+      // block). Below the 50 ms idle gap before each block, which must not be counted. Exact
+      // errors are in the benchmark.
       expect(r.max).toBeGreaterThanOrEqual(r.truthMax - 0.05)
-      expect(r.max).toBeLessThan(r.truthMax + 15)
+      expect(r.max).toBeLessThan(r.truthMax + 35)
       expect(r.p99).toBeLessThanOrEqual(r.max)
       expect(r.p99).toBeGreaterThan(ms * 0.9)
       // The encoding decodes with hdr-histogram-js to the same figures.
@@ -313,7 +315,10 @@ describe('lifecycle', () => {
     expect(worker.blocks).toBe(3)
     expect(worker.pressure.windowMs).toBe(1000)
     expect(hdr.decodeFromCompressedBase64(worker.encoded).totalCount).toBe(worker.count)
-    expect(mainMaxMs).toBeLessThan(60)
+    // The worker's 200 ms blocks are not in the main thread's histogram. The main loop's own
+    // iterations (starting workers) reach 50 ms on a loaded machine: the bound sits well above
+    // those and below the blocks.
+    expect(mainMaxMs).toBeLessThan(150)
   })
 
   it('an enabled monitor does not keep the process alive', async () => {

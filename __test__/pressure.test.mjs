@@ -229,8 +229,12 @@ describe('the gate object', () => {
 
   it('sheds load on memory limits, read from the memory watchdog', async () => {
     const { memoryWatchdog } = require('bulwark')
+    // Until the watchdog's first native sample (on its own thread, right after it starts).
+    const sampled = async (g) => {
+      for (const end = Date.now() + 5000; g.status().values.rssBytes === 0 && Date.now() < end; ) await sleep(10)
+    }
     const gate = pressure({ maxRssBytes: 1024, maxHeapUsedBytes: 1e15 })
-    await sleep(300) // the first native sample
+    await sampled(gate)
     expect(gate.isOverloaded()).toBe(true)
     const [reason] = gate.status().reasons
     expect(reason).toMatchObject({ metric: 'rssBytes', limit: 1024, unit: 'bytes' })
@@ -241,7 +245,7 @@ describe('the gate object', () => {
     // A caller's watchdog is read, not stopped, by the gate.
     const watchdog = memoryWatchdog({ limits: {}, leak: false })
     const roomy = pressure({ maxRssBytes: 1e15, memoryWatchdog: watchdog })
-    await sleep(300)
+    await sampled(roomy)
     expect(roomy.isOverloaded()).toBe(false)
     expect(roomy.status().values.rssBytes).toBeGreaterThan(0)
     roomy.close()

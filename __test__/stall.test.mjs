@@ -121,10 +121,10 @@ describe('watchdog: API', () => {
   it('keeps watching when the Watchdog object is not kept (and garbage collection runs)', async () => {
     const script = `
       const b = require('bulwark')
-      b.watchdog({ thresholdMs: 50, log: false, onStall: (i) => console.log('stall', i.durationMs >= 100) })
+      b.watchdog({ thresholdMs: 100, log: false, onStall: (i) => console.log('stall', i.durationMs >= 240) })
       setTimeout(() => {
         globalThis.gc()
-        setTimeout(() => { const e = Date.now() + 120; while (Date.now() < e); setTimeout(() => {}, 100) }, 10)
+        setTimeout(() => { const e = Date.now() + 250; while (Date.now() < e); setTimeout(() => {}, 100) }, 10)
       }, 10)
     `
     const { code, stdout } = await runNode(['--expose-gc', '-e', script])

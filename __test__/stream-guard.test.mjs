@@ -393,14 +393,19 @@ describe('guardRequest() / readBody() on node:http', () => {
   it('a client abort fails the guarded body and destroys what it feeds', async () => {
     let result
     const settled = new Promise((resolve) => (result = resolve))
+    let received
+    const allReceived = new Promise((resolve) => (received = resolve))
     const port = await serve((req) => {
-      const sink = new Writable({ write: (c, e, cb) => cb() })
+      let n = 0
+      const sink = new Writable({ write: (c, e, cb) => ((n += c.length) === 100 && received(), cb()) })
       const body = guardRequest(req, { idleTimeoutMs: 10_000 })
       pipeline(body, sink, (err) => result({ err, sink, body }))
     })
     const c = rawClient(port)
     c.write(head(1000) + 'x'.repeat(100))
-    await sleep(100)
+    // The abort comes once the server has passed on all 100 bytes (not after a fixed sleep, which
+    // a loaded machine can outlast before the request even arrives).
+    await allReceived
     c.socket.destroy()
     const { err, sink, body } = await settled
     expect(err).toBeInstanceOf(AbortError)
@@ -413,14 +418,17 @@ describe('guardRequest() / readBody() on node:http', () => {
   it('guard() in pipeline(req, guard, sink): a client abort destroys the chain', async () => {
     let result
     const settled = new Promise((resolve) => (result = resolve))
+    let received
+    const allReceived = new Promise((resolve) => (received = resolve))
     const port = await serve((req) => {
       const g = guard({ idleTimeoutMs: 10_000 })
-      const sink = new Writable({ write: (c, e, cb) => cb() })
+      let n = 0
+      const sink = new Writable({ write: (c, e, cb) => ((n += c.length) === 10 && received(), cb()) })
       pipeline(req, g, sink, (err) => result({ err, g, sink }))
     })
     const c = rawClient(port)
     c.write(head(1000) + 'x'.repeat(10))
-    await sleep(100)
+    await allReceived
     c.socket.destroy()
     const { err, g, sink } = await settled
     expect(err).toBeTruthy()
@@ -431,12 +439,18 @@ describe('guardRequest() / readBody() on node:http', () => {
 
   it('readBody rejects with AbortError when the client goes away; a signal with res destroys the request', async () => {
     const errors = []
+    let arrived
+    const handled = new Promise((resolve) => (arrived = resolve))
     const port = await serve((req, res) => {
       const opts = req.headers['x-mode'] === 'signal' ? { signal: AbortSignal.timeout(100), res } : {}
       readBody(req, opts).catch((err) => errors.push(err))
+      arrived()
     })
     const c = rawClient(port)
     c.write(head(1000) + 'x'.repeat(100))
+    // The request has reached the handler (its 100 bytes came in the same write, parsed in the
+    // same pass); the sleep only lets readBody take them in.
+    await handled
     await sleep(100)
     c.socket.destroy()
     await c.response
