@@ -543,25 +543,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     self.skip_ws();
     'value: loop {
       // A value starts at self.pos (after whitespace).
-      self.nodes += 1;
-      if self.nodes > self.o.max_total_nodes {
-        return Err(Failure::limit(
-          ErrorCode::JsonTooManyNodes,
-          format!(
-            "JSON has more than maxTotalNodes ({}) values",
-            self.o.max_total_nodes
-          ),
-          self.pos,
-          self.o.max_total_nodes,
-        ));
-      }
-      if self.nodes & 0xFFFF == 0 {
-        if let Some(c) = self.cancel {
-          if c.load(Ordering::Relaxed) {
-            return Err(Failure::new(ErrorCode::Closed, "cancelled", self.pos));
-          }
-        }
-      }
+      self.count_node(self.pos)?;
       let start = self.pos;
       match self.peek() {
         Some(0x7B) | Some(0x5B) => {
@@ -675,6 +657,42 @@ impl<'a, U: Unit> Scanner<'a, U> {
     });
   }
 
+  /// Counts the value starting at `at` against `maxTotalNodes`, and now and then looks whether
+  /// the job was cancelled.
+  #[inline(always)]
+  fn count_node(&mut self, at: usize) -> Result<(), Failure> {
+    self.nodes += 1;
+    if self.nodes > self.o.max_total_nodes {
+      return Err(Failure::limit(
+        ErrorCode::JsonTooManyNodes,
+        format!(
+          "JSON has more than maxTotalNodes ({}) values",
+          self.o.max_total_nodes
+        ),
+        at,
+        self.o.max_total_nodes,
+      ));
+    }
+    if self.nodes & 0xFFFF == 0 {
+      if let Some(c) = self.cancel {
+        if c.load(Ordering::Relaxed) {
+          return Err(Failure::new(ErrorCode::Closed, "cancelled", at));
+        }
+      }
+    }
+    Ok(())
+  }
+
+  fn array_too_long(&self, at: usize) -> Failure {
+    let max = self.o.max_array_length;
+    Failure::limit(
+      ErrorCode::JsonArrayTooLong,
+      format!("JSON array has more than maxArrayLength ({max}) elements"),
+      at,
+      max as u64,
+    )
+  }
+
   /// Scans an array of scalars (numbers, strings, literals) with no frame, `self.pos` just past
   /// its `[`: the usual shape of numeric data (`[x, y]`, rows of numbers), where pushing and
   /// popping a frame and the per-member bookkeeping cost more than the values. It does what the
@@ -716,33 +734,9 @@ impl<'a, U: Unit> Scanner<'a, U> {
       // element_starts, then the value's node count, as the general loop does them.
       count += 1;
       if count > self.o.max_array_length as u64 {
-        let max = self.o.max_array_length;
-        return Err(Failure::limit(
-          ErrorCode::JsonArrayTooLong,
-          format!("JSON array has more than maxArrayLength ({max}) elements"),
-          a,
-          max as u64,
-        ));
+        return Err(self.array_too_long(a));
       }
-      self.nodes += 1;
-      if self.nodes > self.o.max_total_nodes {
-        return Err(Failure::limit(
-          ErrorCode::JsonTooManyNodes,
-          format!(
-            "JSON has more than maxTotalNodes ({}) values",
-            self.o.max_total_nodes
-          ),
-          a,
-          self.o.max_total_nodes,
-        ));
-      }
-      if self.nodes & 0xFFFF == 0 {
-        if let Some(c) = self.cancel {
-          if c.load(Ordering::Relaxed) {
-            return Err(Failure::new(ErrorCode::Closed, "cancelled", a));
-          }
-        }
-      }
+      self.count_node(a)?;
       let flags = match self.peek() {
         Some(0x22) => {
           self.string(false)?;
@@ -907,12 +901,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     let index = f.count;
     f.count += 1;
     if f.count > max as u64 {
-      return Err(Failure::limit(
-        ErrorCode::JsonArrayTooLong,
-        format!("JSON array has more than maxArrayLength ({max}) elements"),
-        self.pos,
-        max as u64,
-      ));
+      return Err(self.array_too_long(self.pos));
     }
     if self.select.is_some() {
       self.select_member(depth, None, index, 0);
@@ -956,11 +945,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     if s[i].get() == b'-' as u32 {
       i += 1;
       if !digit(i) {
-        self.pos = i;
-        if i >= n {
-          return Err(syntax("Unexpected end of JSON input", i));
-        }
-        return Err(syntax("No number after minus sign in JSON", i));
+        return Err(self.no_digit(i, "No number after minus sign in JSON"));
       }
     }
     if s[i].get() == b'0' as u32 {
@@ -971,11 +956,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     if i < n && s[i].get() == b'.' as u32 {
       i += 1;
       if !digit(i) {
-        self.pos = i;
-        if i >= n {
-          return Err(syntax("Unexpected end of JSON input", i));
-        }
-        return Err(syntax("Unterminated fractional number in JSON", i));
+        return Err(self.no_digit(i, "Unterminated fractional number in JSON"));
       }
       i = self.digits_from(i + 1);
     }
@@ -985,16 +966,22 @@ impl<'a, U: Unit> Scanner<'a, U> {
         i += 1;
       }
       if !digit(i) {
-        self.pos = i;
-        if i >= n {
-          return Err(syntax("Unexpected end of JSON input", i));
-        }
-        return Err(syntax("Exponent part is missing a number in JSON", i));
+        return Err(self.no_digit(i, "Exponent part is missing a number in JSON"));
       }
       i = self.digits_from(i + 1);
     }
     self.pos = i;
     Ok(())
+  }
+
+  /// A number missing a digit at `i`: the end of the input, or `missing`.
+  fn no_digit(&mut self, i: usize, missing: &str) -> Failure {
+    self.pos = i;
+    if i >= self.s.len() {
+      syntax("Unexpected end of JSON input", i)
+    } else {
+      syntax(missing, i)
+    }
   }
 
   /// The first index at or after `i` that is not an ASCII digit.
