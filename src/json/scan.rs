@@ -439,6 +439,19 @@ struct Span {
   flags: u32,
 }
 
+/// A pending run of members extended by the member `next` (the members are consecutive).
+#[inline(always)]
+fn joined(run: Option<Span>, next: Span) -> Span {
+  match run {
+    None => next,
+    Some(p) => Span {
+      a: p.a,
+      b: next.b,
+      flags: p.flags | next.flags,
+    },
+  }
+}
+
 struct Frame {
   obj: bool,
   start: usize,
@@ -767,14 +780,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
         self.complete(a, b, flags, false, false);
         return Ok(false);
       }
-      pend = Some(match pend {
-        None => Span { a, b, flags },
-        Some(p) => Span {
-          a: p.a,
-          b,
-          flags: p.flags | flags,
-        },
-      });
+      pend = Some(joined(pend, Span { a, b, flags }));
       self.skip_ws();
       match self.peek() {
         Some(0x2C) => {
@@ -1198,12 +1204,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     }
     let Some(f) = self.frames.last_mut() else {
       if self.plan && !opened {
-        self.out.extend_from_slice(&[
-          OP_VALUE,
-          (a + self.base) as u32,
-          (b + self.base) as u32,
-          flags,
-        ]);
+        self.emit(OP_VALUE, a, b, flags);
       }
       return;
     };
@@ -1232,13 +1233,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     };
     // The common case: a member of a container still small enough to stay whole.
     if !f.opened && b - f.start <= self.o.slice_units as usize {
-      match &mut f.pend {
-        None => f.pend = Some(span),
-        Some(p) => {
-          p.b = b;
-          p.flags |= span.flags;
-        }
-      }
+      f.pend = Some(joined(f.pend, span));
       return;
     }
     let i = self.frames.len() - 1;
@@ -1249,22 +1244,8 @@ impl<'a, U: Unit> Scanner<'a, U> {
     // slice of the text as it is, where a run costs a concatenation (`'[' + run + ']'`) and the
     // copy that flattens it.
     if b - a >= (self.o.slice_units as usize / 16).max(1) {
-      self.flush(i);
-      if self.frames[i].obj {
-        let k = self.frames[i].key;
-        self.out.extend_from_slice(&[
-          OP_KEY,
-          (k.a + self.base) as u32,
-          (k.b + self.base) as u32,
-          k.flags,
-        ]);
-      }
-      self.out.extend_from_slice(&[
-        OP_VALUE,
-        (a + self.base) as u32,
-        (b + self.base) as u32,
-        flags,
-      ]);
+      self.flush_before_piece(i);
+      self.emit(OP_VALUE, a, b, flags);
       return;
     }
     self.add_pending(i, span);
@@ -1280,14 +1261,15 @@ impl<'a, U: Unit> Scanner<'a, U> {
       }
     }
     let f = &mut self.frames[i];
-    f.pend = Some(match f.pend {
-      None => span,
-      Some(p) => Span {
-        a: p.a,
-        b: span.b,
-        flags: p.flags | span.flags,
-      },
-    });
+    f.pend = Some(joined(f.pend, span));
+  }
+
+  /// Writes a plan op over the text `[a, b)` (offsets in the whole body).
+  #[inline(always)]
+  fn emit(&mut self, op: u32, a: usize, b: usize, flags: u32) {
+    self
+      .out
+      .extend_from_slice(&[op, (a + self.base) as u32, (b + self.base) as u32, flags]);
   }
 
   fn flush(&mut self, i: usize) {
@@ -1297,12 +1279,17 @@ impl<'a, U: Unit> Scanner<'a, U> {
       } else {
         OP_ARR_RUN
       };
-      self.out.extend_from_slice(&[
-        op,
-        (p.a + self.base) as u32,
-        (p.b + self.base) as u32,
-        p.flags,
-      ]);
+      self.emit(op, p.a, p.b, p.flags);
+    }
+  }
+
+  /// What precedes a member of opened frame `i` that is a piece of its own (a large value or a
+  /// nested opened container): the run pending before it, then its key if `i` is an object.
+  fn flush_before_piece(&mut self, i: usize) {
+    self.flush(i);
+    if self.frames[i].obj {
+      let k = self.frames[i].key;
+      self.emit(OP_KEY, k.a, k.b, k.flags);
     }
   }
 
@@ -1313,16 +1300,7 @@ impl<'a, U: Unit> Scanner<'a, U> {
     }
     if i > 0 {
       self.open(i - 1);
-      self.flush(i - 1);
-      if self.frames[i - 1].obj {
-        let k = self.frames[i - 1].key;
-        self.out.extend_from_slice(&[
-          OP_KEY,
-          (k.a + self.base) as u32,
-          (k.b + self.base) as u32,
-          k.flags,
-        ]);
-      }
+      self.flush_before_piece(i - 1);
     }
     self.out.push(if self.frames[i].obj {
       OP_BEGIN_OBJ
