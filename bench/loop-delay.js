@@ -92,42 +92,34 @@ function idleCpu(kind) {
   return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim())
 }
 
+// Busy time of each of the empty timer ticks after `gap` ms idle, by eventLoopUtilization(),
+// sorted. Self-contained: wakeCost() also runs its source in a process without bulwark.
+async function tickActiveTimes(gap) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+  const active = []
+  let last = performance.eventLoopUtilization()
+  for (let i = 0; i < (gap >= 20 ? 50 : 200); i++) {
+    await sleep(gap)
+    const now = performance.eventLoopUtilization()
+    active.push(performance.eventLoopUtilization(now, last).active)
+    last = now
+  }
+  return active.sort((a, b) => a - b)
+}
+const TICK_SCRIPT = `(${tickActiveTimes})(Number(process.argv[1])).then((a) => console.log(JSON.stringify(a)))`
+
 // What one loop iteration costs when a timer wakes an idle loop and the callback does nothing,
 // by the idle time before it: by bulwark, by Node's own performance.eventLoopUtilization() (same
 // libuv idle metric) in this process, and by eventLoopUtilization() in a child process that
 // never loads bulwark (so no hook of ours is in the loop at all).
-const TICK_SCRIPT = `
-  const gap = Number(process.argv[1])
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-  ;(async () => {
-    const active = []
-    let last = performance.eventLoopUtilization()
-    for (let i = 0; i < (gap >= 20 ? 50 : 200); i++) {
-      await sleep(gap)
-      const now = performance.eventLoopUtilization()
-      active.push(performance.eventLoopUtilization(now, last).active)
-      last = now
-    }
-    active.sort((a, b) => a - b)
-    console.log(active[active.length >> 1])
-  })()
-`
 async function wakeCost() {
   const rows = []
   for (const gap of [1, 5, 20]) {
     const h = bulwark.monitorEventLoopDelay()
     h.enable()
-    const elu = []
-    let last = performance.eventLoopUtilization()
-    for (let i = 0; i < (gap >= 20 ? 50 : 200); i++) {
-      await sleep(gap)
-      const now = performance.eventLoopUtilization()
-      elu.push(performance.eventLoopUtilization(now, last).active)
-      last = now
-    }
+    const elu = await tickActiveTimes(gap)
     h.disable()
-    elu.sort((a, b) => a - b)
-    const alone = Number(execFileSync(process.execPath, ['-e', TICK_SCRIPT, String(gap)], { encoding: 'utf8' }).trim())
+    const alone = percentile(JSON.parse(execFileSync(process.execPath, ['-e', TICK_SCRIPT, String(gap)], { encoding: 'utf8' })), 50)
     rows.push({
       'idle before the tick': `${gap} ms`,
       'bulwark p50 ms': fmt(h.percentile(50) / 1e6, 3),
