@@ -1,6 +1,7 @@
 'use strict'
 // Helpers shared by the benchmarks: timing, statistics and the tables they print.
 
+const { spawnSync } = require('node:child_process')
 const { performance } = require('node:perf_hooks')
 
 // Spins the CPU for `ms` milliseconds: a block of known length.
@@ -50,4 +51,9 @@ function printTable(rows) {
 
 const fmt = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : String(value))
 
-module.exports = { busyWait, percentile, cpuMs, nsPerCall, printTable, fmt }
+// Whether valgrind (for the benchmarks' instruction counts) is installed.
+function valgrindAvailable() {
+  return spawnSync('valgrind', ['--version']).status === 0
+}
+
+module.exports = { busyWait, percentile, cpuMs, nsPerCall, printTable, fmt, valgrindAvailable }

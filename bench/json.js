@@ -30,6 +30,7 @@ const { printTable, fmt } = require('./common')
 const { instructionsPerParse, METHODS } = require('./json-shared/instructions')
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const CORPORA = ['twitter', 'citm_catalog', 'canada']
 const dataDir = process.env.BULWARK_JSON_DATA ?? path.join(__dirname, '../data/json')
 const gc = global.gc ?? (() => {})
 
@@ -182,7 +183,7 @@ async function cpuPerCall(fn, budgetMs = 500) {
 
 async function main() {
   const docs = []
-  for (const f of ['twitter', 'citm_catalog', 'canada']) {
+  for (const f of CORPORA) {
     docs.push({ name: f, buf: fs.readFileSync(path.join(dataDir, `${f}.json`)) })
   }
   docs.push({ name: 'api 20MB', buf: Buffer.from(apiDoc(20e6)) })
@@ -279,7 +280,7 @@ async function main() {
 
   if (process.env.BENCH_INSTRUCTIONS === '1') {
     const files = {}
-    for (const f of ['twitter', 'citm_catalog', 'canada']) files[f] = path.join(dataDir, `${f}.json`)
+    for (const f of CORPORA) files[f] = path.join(dataDir, `${f}.json`)
     const counts = await instructionsPerParse(files)
     if (counts === null) {
       console.log('\nmain-thread instructions: valgrind is not installed')

@@ -9,10 +9,11 @@
 // threads' scan (which is off the loop by design).
 //
 // Child mode: `node instructions.js <file> <method> <count>`.
-const { spawn, spawnSync } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { valgrindAvailable } = require('../common')
 
 const METHODS = ['JSON.parse(buf.toString())', 'JSON.parse(string)', 'bulwark parse(buf)', 'bulwark parse(string)']
 const FEW = 10
@@ -41,8 +42,6 @@ function child() {
     await pool.close()
   })()
 }
-
-const available = () => spawnSync('valgrind', ['--version']).status === 0
 
 // Instructions of the main thread of one child run.
 function countMain(file, method, count) {
@@ -96,7 +95,7 @@ async function twoAtATime(jobs) {
 
 // { [document]: { [method]: instructions per parse } }, or null without valgrind.
 async function instructionsPerParse(files) {
-  if (!available()) return null
+  if (!valgrindAvailable()) return null
   const cells = []
   for (const [name, file] of Object.entries(files)) for (const method of METHODS) cells.push({ name, file, method })
   const jobs = cells.flatMap((c) => [() => countMain(c.file, c.method, FEW), () => countMain(c.file, c.method, MANY)])

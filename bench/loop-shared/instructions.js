@@ -6,10 +6,9 @@
 // on/off = instructions per request off/on. The counts are not exact either (±3.5% run to run
 // for the same server, also with one sequential connection): valgrind counts V8's background
 // compiler and GC threads, whose work varies.
-const { spawnSync } = require('node:child_process')
 const { load, startServer } = require('./http')
+const { valgrindAvailable } = require('../common')
 
-const available = () => spawnSync('valgrind', ['--version']).status === 0
 const VALGRIND = ['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null', '--smc-check=all-non-file']
 
 // Total instructions of a server process (mode) that served `count` requests over 8 keep-alive
@@ -30,7 +29,7 @@ async function countInstructions(mode, count) {
 // Instructions per request for 'off' and `mode`; null when valgrind is not installed. The four
 // servers run at once (counts do not depend on timing).
 async function instructionsPerRequest(mode, { few = 2000, many = 6000 } = {}) {
-  if (!available()) return null
+  if (!valgrindAvailable()) return null
   const [offFew, offMany, onFew, onMany] = await Promise.all([
     countInstructions('off', few),
     countInstructions('off', many),
